@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned test environment plus the project's own Python packages (editable).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+readonly VENV=.venv
+readonly PYTHON="${PYTHON:-python3.11}"
+start=$SECONDS
+
+[[ -x "$VENV/bin/python" ]] || { echo "[venv] creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
+"$VENV/bin/pip" install -q --upgrade pip==25.3
+echo "[venv] installing requirements/dev.txt and the project's packages"
+"$VENV/bin/pip" install -q -r requirements/dev.txt -e images/clickhouse-tools
+touch "$VENV/.installed"
+echo "[venv] ready in $((SECONDS - start)) s"
