@@ -20,7 +20,7 @@ help: ## List the targets
 
 ## --- The two commands of the README --------------------------------------------------------------
 .PHONY: up test
-up: tools cluster images load ## Platform on a local kind cluster, sync DAG run once, UI address printed
+up: venv ## Platform on a local kind cluster, sync DAG run once, UI address printed
 	$(VENV)/bin/python scripts/up.py
 
 test: venv test-deps tools lint ## All tests that need no cluster (unit + real ClickHouse/Postgres/Airflow/Helm)

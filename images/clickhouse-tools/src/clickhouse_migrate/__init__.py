@@ -1,0 +1,1 @@
+"""Copy a ClickHouse database between two servers (see cli.py for the interface)."""

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Puts pinned kind, helm and kubectl into .tools/bin. For each tool: keep a matching one already
+# there or on PATH; else download the official release (when GitHub/dl.k8s.io answer); else build it
+# from the Go module proxy (the air-gapped path). TOOLS_SOURCE=download|go forces one path.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT BIN="$ROOT/.tools/bin"
+readonly KIND_VERSION="${KIND_VERSION:?}" HELM_VERSION="${HELM_VERSION:?}" KUBERNETES_VERSION="${KUBERNETES_VERSION:?}"
+readonly TOOLS_SOURCE="${TOOLS_SOURCE:-auto}"
+mkdir -p "$BIN"
+
+kind_version() { "$1" version 2>/dev/null | awk '{print $2}'; }
+helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
+kubectl_version() { "$1" version --client -o json 2>/dev/null | jq -r .clientVersion.gitVersion; }
+
+# has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first.
+has_tool() {
+  local name="$1" want="$2" candidate
+  for candidate in "$BIN/$name" "$(PATH="${PATH//$BIN:/}" command -v "$name" || true)"; do
+    [[ -x "$candidate" && "$("${name}_version" "$candidate")" == "$want" ]] || continue
+    [[ "$candidate" == "$BIN/$name" ]] || cp "$candidate" "$BIN/$name"
+    return 0
+  done
+  return 1
+}
+
+can_download() {
+  [[ "$TOOLS_SOURCE" == download ]] && return 0
+  [[ "$TOOLS_SOURCE" == auto ]] && curl -fsS -o /dev/null --max-time 5 -I "$1" 2>/dev/null
+}
+
+install_kind() {
+  local url="https://github.com/kubernetes-sigs/kind/releases/download/$KIND_VERSION/kind-linux-amd64"
+  if can_download "$url"; then curl -fsSL -o "$BIN/kind" "$url" && chmod +x "$BIN/kind"; return; fi
+  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
+}
+
+install_helm() {
+  local url="https://get.helm.sh/helm-$HELM_VERSION-linux-amd64.tar.gz" major="${HELM_VERSION%%.*}"
+  if can_download "$url"; then
+    curl -fsSL "$url" | tar -xz -C "$BIN" --strip-components=1 linux-amd64/helm; return
+  fi
+  # Without the version ldflag `helm version` is blank; helm 4 reads the Kubernetes version it
+  # assumes for `helm template` from its build info, helm 3 from ldflags.
+  local pkg="helm.sh/helm/$major" ldflags="-s -w -X helm.sh/helm/$major/internal/version.version=$HELM_VERSION"
+  ldflags+=" -X helm.sh/helm/$major/internal/version.metadata="
+  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" "$pkg/cmd/helm@$HELM_VERSION"
+}
+
+install_kubectl() {
+  local url="https://dl.k8s.io/release/$KUBERNETES_VERSION/bin/linux/amd64/kubectl"
+  if can_download "$url"; then curl -fsSL -o "$BIN/kubectl" "$url" && chmod +x "$BIN/kubectl"; return; fi
+  "$ROOT/scripts/k8s/build-binaries.sh" "$BIN" kubectl
+}
+
+for spec in "kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION"; do
+  name="${spec%%:*}" want="${spec#*:}"
+  if has_tool "$name" "$want"; then echo "[tools] $name $want ready"; continue; fi
+  start=$SECONDS
+  echo "[tools] installing $name $want"
+  "install_$name"
+  got="$("${name}_version" "$BIN/$name")"
+  [[ "$got" == "$want" ]] || { echo "[tools] ERROR: $name reports '$got', expected $want" >&2; exit 1; }
+  echo "[tools] $name $want installed in $((SECONDS - start)) s"
+done

@@ -1,0 +1,144 @@
+"""Fixtures for the end-to-end suite: the platform installed by `make up` on the kind cluster.
+
+The suite drives the platform the way a user does: the Airflow REST API v2 through the official
+client, Kubernetes through its Python client, Helm through its CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import platform_api  # noqa: E402
+
+TIMINGS_FILE = ROOT / ".cache" / "timings.json"
+POOLS = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())
+WORKER_NAMESPACE = "airflow-workers"
+WORKLOAD_NAMESPACES = ("airflow-jobs", "airflow-gpu-jobs")
+TASK_POD_NAMESPACES = (WORKER_NAMESPACE, *WORKLOAD_NAMESPACES)
+
+
+@pytest.fixture(scope="session")
+def kube() -> k8s.ApiClient:
+    k8s_config.load_kube_config()
+    return k8s.ApiClient()
+
+
+@pytest.fixture(scope="session")
+def core(kube: k8s.ApiClient) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(kube)
+
+
+@pytest.fixture(scope="session")
+def node_pools(core: k8s.CoreV1Api) -> dict[str, str]:
+    """Node name -> pool name, read from the pool label of node-pools/pools.yaml."""
+    label = POOLS["poolLabelKey"]
+    return {
+        node.metadata.name: node.metadata.labels[label]
+        for node in core.list_node().items
+        if label in (node.metadata.labels or {})
+    }
+
+
+@pytest.fixture(scope="session")
+def airflow_api() -> Iterator[object]:
+    platform_api.wait_for_api_server()
+    with platform_api.api_client() as api:
+        yield api
+
+
+@dataclass
+class PodPlacement:
+    namespace: str
+    name: str
+    node: str
+    labels: dict[str, str]
+    phase: str
+
+
+class PodRecorder:
+    """Watches task namespaces in a thread and remembers where every pod was scheduled."""
+
+    def __init__(self, core: k8s.CoreV1Api) -> None:
+        self._core = core
+        self._stop = threading.Event()
+        self.placements: dict[tuple[str, str], PodPlacement] = {}
+        self._threads = [
+            threading.Thread(target=self._watch, args=(namespace,), daemon=True)
+            for namespace in TASK_POD_NAMESPACES
+        ]
+
+    def _watch(self, namespace: str) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(
+                self._core.list_namespaced_pod, namespace=namespace, timeout_seconds=5
+            ):
+                pod = event["object"]
+                if pod.spec.node_name:
+                    self.placements[(namespace, pod.metadata.name)] = PodPlacement(
+                        namespace, pod.metadata.name, pod.spec.node_name,
+                        dict(pod.metadata.labels or {}), pod.status.phase,
+                    )  # fmt: skip
+                if self._stop.is_set():
+                    stream.stop()
+
+    def __enter__(self) -> PodRecorder:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+@dataclass
+class SyncRun:
+    dag_id: str
+    run_id: str
+    state: str
+    placements: list[PodPlacement]
+
+
+@pytest.fixture(scope="session")
+def sync_run(airflow_api: object, core: k8s.CoreV1Api) -> SyncRun:
+    """One clickhouse_db_sync run triggered through the REST API, with every pod placement recorded."""
+    dag_id = "clickhouse_db_sync"
+    with PodRecorder(core) as recorder:
+        run_id = platform_api.trigger_dag(airflow_api, dag_id)
+        state = platform_api.wait_for_dag_run(airflow_api, dag_id, run_id)
+    placements = [p for p in recorder.placements.values() if p.labels.get("dag_id") == dag_id]
+    return SyncRun(dag_id, run_id, state, placements)
+
+
+def record_timing(section: str, values: dict[str, object]) -> None:
+    timings = json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
+    timings[section] = values
+    TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMINGS_FILE.write_text(json.dumps(timings, indent=2, default=str) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints the timings table (make up phases, task latencies, idle memory) after the e2e run."""
+    if not TIMINGS_FILE.exists():
+        return
+    timings = json.loads(TIMINGS_FILE.read_text())
+    terminalreporter.section("platform timings and figures (.cache/timings.json)")
+    for section, values in timings.items():
+        for key, value in values.items() if isinstance(values, dict) else [("", values)]:
+            terminalreporter.write_line(f"{section + '.' + key:<55} {value:>10}")
