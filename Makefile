@@ -29,7 +29,7 @@ test: venv test-deps tools lint ## All tests that need no cluster (unit + real C
 ## --- Local environment ----------------------------------------------------------------------------
 .PHONY: venv test-deps tools docker lint
 venv: $(VENV)/.installed ## Python environment in .venv (pinned)
-$(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml scripts/venv.sh
+$(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml images/airflow/pool-presets/pyproject.toml scripts/venv.sh
 	scripts/venv.sh
 
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests

@@ -10,6 +10,6 @@ start=$SECONDS
 [[ -x "$VENV/bin/python" ]] || { echo "[venv] creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
 "$VENV/bin/pip" install -q --upgrade pip==25.3
 echo "[venv] installing requirements/dev.txt and the project's packages"
-"$VENV/bin/pip" install -q -r requirements/dev.txt -e images/clickhouse-tools
+"$VENV/bin/pip" install -q -r requirements/dev.txt -e images/clickhouse-tools -e images/airflow/pool-presets
 touch "$VENV/.installed"
 echo "[venv] ready in $((SECONDS - start)) s"
