@@ -1,0 +1,281 @@
+{{/*
+Shared helpers: names, labels, images, security contexts, node-pool placement, Airflow pod parts.
+Templates that take arguments receive a dict with the root context as "ctx".
+*/}}
+
+{{/* The release name is the prefix of every object (contract: fullname = release name). */}}
+{{- define "ap.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ap.workersNamespace" -}}
+{{- .Values.namespaces.workers.name -}}
+{{- end -}}
+
+{{/* Kubernetes recommended labels. Args: ctx, component. */}}
+{{- define "ap.labels" -}}
+{{ include "ap.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: airflow-platform
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Labels that select the pods of one component. Args: ctx, component. */}}
+{{- define "ap.selectorLabels" -}}
+app.kubernetes.io/name: {{ .ctx.Chart.Name }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Keep policy for data that must outlive the release (see keepOnUninstall). */}}
+{{- define "ap.keepAnnotation" -}}
+{{- if .Values.keepOnUninstall -}}
+helm.sh/resource-policy: keep
+{{- end -}}
+{{- end -}}
+
+{{/* Full image reference. Args: ctx, image (key under images). */}}
+{{- define "ap.image" -}}
+{{- $images := .ctx.Values.images -}}
+{{- $repository := (index $images .image).repository -}}
+{{- $tag := $images.tag | default .ctx.Chart.Version -}}
+{{- if $images.registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $images.registry) $repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ap.imagePullSecrets" -}}
+{{- with .Values.images.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level securityContext (restricted profile). Args: ctx, uid (optional), extra (optional map). */}}
+{{- define "ap.podSecurityContext" -}}
+{{- $context := dict "runAsNonRoot" true "seccompProfile" (dict "type" "RuntimeDefault") -}}
+{{- if .uid }}
+{{- $_ := set $context "runAsUser" .uid -}}
+{{- $_ := set $context "runAsGroup" 0 -}}
+{{- $_ := set $context "fsGroup" 0 -}}
+{{- end }}
+{{- $context = mergeOverwrite $context (.extra | default dict) -}}
+{{- toYaml $context -}}
+{{- end -}}
+
+{{/* Container securityContext. Args: readOnly (bool). */}}
+{{- define "ap.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ .readOnly }}
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* The node-pool definition (node-pools/pools.yaml through the files/ symlink). */}}
+{{- define "ap.poolsFile" -}}
+{{- $raw := .Files.Get "files/node-pools.yaml" -}}
+{{- if not $raw -}}
+{{- fail "files/node-pools.yaml is missing: it must be a symlink to node-pools/pools.yaml" -}}
+{{- end -}}
+{{- $raw -}}
+{{- end -}}
+
+{{/* One pool as JSON. Args: ctx, pool. Fails with the key that named an unknown pool. */}}
+{{- define "ap.pool" -}}
+{{- $pools := (include "ap.poolsFile" .ctx | fromYaml).pools -}}
+{{- if not (hasKey $pools .pool) -}}
+{{- fail (printf "%s: unknown node pool %q (node-pools/pools.yaml defines %s)" (.key | default "pool") .pool (keys $pools | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- index $pools .pool | toJson -}}
+{{- end -}}
+
+{{/* Tolerations of a pool's taints. Args: ctx, pool. Output: JSON list. */}}
+{{- define "ap.poolTolerations" -}}
+{{- $pool := include "ap.pool" . | fromJson -}}
+{{- $tolerations := list -}}
+{{- range $pool.taints -}}
+{{- $tolerations = append $tolerations (dict "key" .key "operator" "Equal" "value" (toString .value) "effect" .effect) -}}
+{{- end -}}
+{{- toJson $tolerations -}}
+{{- end -}}
+
+{{/* Required node affinity on every label of a pool. Args: ctx, pool. Output: JSON object. */}}
+{{- define "ap.poolAffinity" -}}
+{{- $pool := include "ap.pool" . | fromJson -}}
+{{- $expressions := list -}}
+{{- range $key, $value := $pool.labels -}}
+{{- $expressions = append $expressions (dict "key" $key "operator" "In" "values" (list (toString $value))) -}}
+{{- end -}}
+{{- $required := dict "nodeSelectorTerms" (list (dict "matchExpressions" $expressions)) -}}
+{{- toJson (dict "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" $required)) -}}
+{{- end -}}
+
+{{/* Pod spec lines placing a pod on a pool. Args: ctx, pool, key (values key, for errors). */}}
+{{- define "ap.podPlacement" -}}
+tolerations:
+{{- include "ap.poolTolerations" . | fromJsonArray | toYaml | nindent 2 }}
+affinity:
+{{- include "ap.poolAffinity" . | fromJson | toYaml | nindent 2 }}
+{{- end -}}
+
+{{/* Namespace of a pool's job pods (first workload namespace that lists it). Args: ctx, pool. */}}
+{{- define "ap.poolNamespace" -}}
+{{- $found := "" -}}
+{{- range .ctx.Values.namespaces.workloads -}}
+{{- if and (not $found) (has $.pool .pools) -}}
+{{- $found = .name -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "namespaces.workloads: node pool %q is not listed in any workload namespace's pools" .pool) -}}
+{{- end -}}
+{{- $found -}}
+{{- end -}}
+
+{{/* Names of the Airflow Secrets and their keys (generated or user-provided). Args: ctx, name. */}}
+{{- define "ap.secretName" -}}
+{{- $secret := index .ctx.Values.secrets .name -}}
+{{- $secret.existingSecret | default (printf "%s-%s" (include "ap.fullname" .ctx) (.name | kebabcase)) -}}
+{{- end -}}
+
+{{- define "ap.adminSecretName" -}}
+{{- .Values.secrets.adminPassword.existingSecret | default (printf "%s-admin" (include "ap.fullname" .)) -}}
+{{- end -}}
+
+{{- define "ap.databaseSecretName" -}}
+{{- if .Values.postgres.enabled -}}
+{{- printf "%s-postgres" (include "ap.fullname" .) -}}
+{{- else -}}
+{{- .Values.externalDatabase.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ap.databaseSecretKey" -}}
+{{- if .Values.postgres.enabled -}}connection{{- else -}}{{ .Values.externalDatabase.secretKey }}{{- end -}}
+{{- end -}}
+
+{{/*
+A value of an existing Secret, or a new random one. On upgrade the chart looks the Secret up and keeps
+its value, so generated keys never change (helm template has no cluster: it always generates).
+Args: ctx, namespace, name, key, generate (the random value to use when nothing exists). Output: base64.
+*/}}
+{{- define "ap.keptSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .namespace .name -}}
+{{- $data := dig "data" (dict) ($existing | default dict) -}}
+{{- if hasKey $data .key -}}
+{{- index $data .key -}}
+{{- else -}}
+{{- .generate | b64enc -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of every Airflow control-plane container: secrets only through secretKeyRef. */}}
+{{- define "ap.airflowSecretEnv" -}}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.databaseSecretName" . }}
+      key: {{ include "ap.databaseSecretKey" . }}
+- name: AIRFLOW__CORE__FERNET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.secretName" (dict "ctx" . "name" "fernetKey") }}
+      key: {{ .Values.secrets.fernetKey.key }}
+- name: AIRFLOW__API_AUTH__JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.secretName" (dict "ctx" . "name" "jwtSecret") }}
+      key: {{ .Values.secrets.jwtSecret.key }}
+- name: AIRFLOW__API__SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.secretName" (dict "ctx" . "name" "apiSecretKey") }}
+      key: {{ .Values.secrets.apiSecretKey.key }}
+{{- end -}}
+
+{{/* Environment every Airflow container shares (control plane and worker pods). */}}
+{{- define "ap.airflowCommonEnv" -}}
+- name: AIRFLOW_HOME
+  value: /opt/airflow
+- name: AIRFLOW_PLATFORM_PRESETS
+  value: /opt/airflow/platform/presets.json
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+{{- with .Values.airflow.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts every Airflow container shares. */}}
+{{- define "ap.airflowVolumeMounts" -}}
+- name: config
+  mountPath: /opt/airflow/airflow.cfg
+  subPath: airflow.cfg
+  readOnly: true
+- name: pool-presets
+  mountPath: /opt/airflow/platform
+  readOnly: true
+- name: logs
+  mountPath: /opt/airflow/logs
+  {{- if eq .Values.airflow.logs.mode "hostPath" }}
+  subPath: {{ .Values.airflow.logs.hostPath.subPath }}
+  {{- end }}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* Volumes every Airflow pod shares (ConfigMaps exist in the control-plane and worker namespaces). */}}
+{{- define "ap.airflowVolumes" -}}
+- name: config
+  configMap:
+    name: {{ include "ap.fullname" . }}-config
+- name: pool-presets
+  configMap:
+    name: {{ include "ap.fullname" . }}-pool-presets
+- name: logs
+  {{- if eq .Values.airflow.logs.mode "none" }}
+  emptyDir: {}
+  {{- else }}
+  persistentVolumeClaim:
+    claimName: {{ include "ap.fullname" . }}-logs
+  {{- end }}
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+
+{{/* Init container: wait until `airflow db migrate` (the migration Job) has finished. */}}
+{{- define "ap.waitForMigrations" -}}
+- name: wait-for-migrations
+  image: {{ include "ap.image" (dict "ctx" . "image" "airflow") }}
+  imagePullPolicy: {{ .Values.images.pullPolicy }}
+  command: [airflow, db, check-migrations, --migration-wait-timeout, {{ .Values.airflow.migrationWaitTimeout | quote }}]
+  env:
+    {{- include "ap.airflowCommonEnv" . | nindent 4 }}
+    {{- include "ap.airflowSecretEnv" . | nindent 4 }}
+  volumeMounts:
+    {{- include "ap.airflowVolumeMounts" . | nindent 4 }}
+  resources:
+    requests: {cpu: 50m, memory: 256Mi}
+    limits: {cpu: 500m, memory: 768Mi}
+  securityContext:
+    {{- include "ap.containerSecurityContext" (dict "readOnly" .Values.airflow.readOnlyRootFilesystem) | nindent 4 }}
+{{- end -}}
+
+{{/* Pod annotations that roll the pods when their configuration changes. */}}
+{{- define "ap.airflowPodAnnotations" -}}
+checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum }}
+checksum/presets: {{ include (print .Template.BasePath "/pools/presets.yaml") . | sha256sum }}
+{{- end -}}
+
+{{/* Namespace of the demo ClickHouse pair: the first workload namespace. */}}
+{{- define "ap.clickhouseNamespace" -}}
+{{- (first .Values.namespaces.workloads).name -}}
+{{- end -}}

@@ -1,0 +1,101 @@
+{{/*
+One Airflow control-plane Deployment (api-server, scheduler, dag-processor, triggerer share it).
+Args: ctx, component, settings (the component's values), command (list), probes, ports,
+extraInitContainers, extraVolumeMounts, extraVolumes (YAML strings, optional), automountToken (bool).
+*/}}
+{{- define "ap.airflowDeployment" -}}
+{{- $ctx := .ctx -}}
+{{- $fullname := include "ap.fullname" $ctx -}}
+{{- $labelArgs := dict "ctx" $ctx "component" .component -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}-{{ .component }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ap.labels" $labelArgs | nindent 4 }}
+spec:
+  replicas: {{ .settings.replicas }}
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels:
+      {{- include "ap.selectorLabels" $labelArgs | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "ap.labels" $labelArgs | nindent 8 }}
+      annotations:
+        {{- include "ap.airflowPodAnnotations" $ctx | nindent 8 }}
+    spec:
+      serviceAccountName: {{ $fullname }}-{{ .component }}
+      automountServiceAccountToken: {{ .automountToken }}
+      enableServiceLinks: false
+      {{- include "ap.imagePullSecrets" $ctx | nindent 6 }}
+      securityContext:
+        {{- include "ap.podSecurityContext" (dict "ctx" $ctx "uid" 50000) | nindent 8 }}
+      {{- include "ap.podPlacement" (dict "ctx" $ctx "pool" $ctx.Values.nodePools.airflow "key" "nodePools.airflow") | nindent 6 }}
+      initContainers:
+        {{- include "ap.waitForMigrations" $ctx | nindent 8 }}
+        {{- with .extraInitContainers }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "ap.image" (dict "ctx" $ctx "image" "airflow") }}
+          imagePullPolicy: {{ $ctx.Values.images.pullPolicy }}
+          command:
+            {{- toYaml .command | nindent 12 }}
+          env:
+            {{- include "ap.airflowCommonEnv" $ctx | nindent 12 }}
+            {{- include "ap.airflowSecretEnv" $ctx | nindent 12 }}
+          {{- with .ports }}
+          ports:
+            {{- . | nindent 12 }}
+          {{- end }}
+          {{- .probes | nindent 10 }}
+          resources:
+            {{- toYaml .settings.resources | nindent 12 }}
+          securityContext:
+            {{- include "ap.containerSecurityContext" (dict "readOnly" $ctx.Values.airflow.readOnlyRootFilesystem) | nindent 12 }}
+          volumeMounts:
+            {{- include "ap.airflowVolumeMounts" $ctx | nindent 12 }}
+            {{- with .extraVolumeMounts }}
+            {{- . | nindent 12 }}
+            {{- end }}
+      volumes:
+        {{- include "ap.airflowVolumes" $ctx | nindent 8 }}
+        {{- with .extraVolumes }}
+        {{- . | nindent 8 }}
+        {{- end }}
+{{- if .settings.podDisruptionBudget.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $fullname }}-{{ .component }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ap.labels" $labelArgs | nindent 4 }}
+spec:
+  maxUnavailable: {{ .settings.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "ap.selectorLabels" $labelArgs | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* Liveness/readiness probes from `airflow jobs check` for a job type. Args: jobType. */}}
+{{- define "ap.jobCheckProbes" -}}
+startupProbe:
+  exec:
+    command: [airflow, jobs, check, --job-type, {{ .jobType }}, --local]
+  periodSeconds: 15
+  timeoutSeconds: 60
+  failureThreshold: 20
+livenessProbe:
+  exec:
+    command: [airflow, jobs, check, --job-type, {{ .jobType }}, --local]
+  periodSeconds: 60
+  timeoutSeconds: 60
+  failureThreshold: 5
+{{- end -}}
