@@ -1,0 +1,135 @@
+"""airflow.cfg keys the platform depends on, and the executor pod template."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import (
+    NAMESPACE,
+    RELEASE,
+    Manifest,
+    airflow_cfg,
+    executor_pod_template,
+    find,
+    render,
+    render_error,
+)
+
+WORKERS = "airflow-workers"
+
+
+def test_required_airflow_cfg(manifests: list[Manifest]) -> None:
+    cfg = airflow_cfg(manifests)
+    assert cfg["core"]["executor"] == "KubernetesExecutor"
+    assert cfg["core"]["execution_api_server_url"] == (
+        "http://airflow-platform-api-server.airflow.svc.cluster.local:8080/execution/"
+    )
+    assert cfg["core"]["dags_folder"] == "/opt/airflow/dags"
+    assert cfg["core"]["load_examples"] == "False"
+    assert cfg["core"]["auth_manager"].endswith("SimpleAuthManager")
+    assert cfg["core"]["simple_auth_manager_users"] == "admin:admin"
+    assert cfg["kubernetes_executor"]["namespace"] == WORKERS
+    assert cfg["kubernetes_executor"]["multi_namespace_mode"] == "False"
+    assert (
+        cfg["kubernetes_executor"]["pod_template_file"] == "/opt/airflow/pod_templates/pod_template_file.yaml"
+    )
+    assert int(cfg["kubernetes_executor"]["worker_pods_creation_batch_size"]) >= 4
+    assert cfg["kubernetes_executor"]["delete_worker_pods"] == "True"
+    assert int(cfg["scheduler"]["task_queued_timeout"]) >= 600
+    assert cfg["api"]["base_url"].startswith("http")
+
+
+def test_worker_namespace_gets_the_same_config(manifests: list[Manifest]) -> None:
+    assert airflow_cfg(manifests, WORKERS) == airflow_cfg(manifests)
+
+
+def test_no_secret_option_in_airflow_cfg(manifests: list[Manifest]) -> None:
+    cfg = airflow_cfg(manifests)
+    options = {(section, key) for section, values in cfg.items() for key in values}
+    for secret in (("core", "fernet_key"), ("database", "sql_alchemy_conn"), ("api_auth", "jwt_secret"),
+                   ("api", "secret_key")):  # fmt: skip
+        assert secret not in options
+
+
+def test_user_config_merges_but_cannot_override_platform_settings() -> None:
+    manifests = render(
+        "values.yaml",
+        "--set", "airflow.config.core.parallelism=48",
+        "--set", "airflow.config.core.executor=LocalExecutor",
+        "--set", "airflow.config.webserver.instance_name=Team",
+    )  # fmt: skip
+    cfg = airflow_cfg(manifests)
+    assert cfg["core"]["parallelism"] == "48"
+    assert cfg["core"]["executor"] == "KubernetesExecutor"
+    assert cfg["webserver"]["instance_name"] == "Team"
+
+
+@pytest.mark.parametrize(
+    "option", ["core.fernet_key", "database.sql_alchemy_conn", "api_auth.jwt_secret", "api.secret_key"]
+)
+def test_secret_options_refused_in_config(option: str) -> None:
+    error = render_error("--set", f"airflow.config.{option}=plaintext")
+    assert f"airflow.config.{option}" in error
+
+
+def test_executor_pod_template(manifests: list[Manifest]) -> None:
+    pod = executor_pod_template(manifests)
+    spec = pod["spec"]
+    (base,) = spec["containers"]
+    assert base["name"] == "base"
+    assert "command" not in base and "args" not in base
+    assert base["image"].rsplit(":", 1)[0].endswith("airflow-platform/airflow")
+    assert spec["serviceAccountName"] == f"{RELEASE}-worker"
+    assert spec["restartPolicy"] == "Never"
+    mounts = {m["mountPath"]: m["name"] for m in base["volumeMounts"]}
+    assert mounts["/opt/airflow/platform"] == "pool-presets"
+    assert mounts["/opt/airflow/logs"] == "logs"
+    assert mounts["/opt/airflow/airflow.cfg"] == "config"
+    env = {e["name"]: e for e in base["env"]}
+    assert env["AIRFLOW_PLATFORM_PRESETS"]["value"] == "/opt/airflow/platform/presets.json"
+    # worker pods talk to the execution API only: no database or key material at all
+    assert not any(
+        name.startswith(("AIRFLOW__DATABASE", "AIRFLOW__CORE__FERNET", "AIRFLOW__API")) for name in env
+    )
+
+
+def test_pod_template_is_mounted_into_scheduler(manifests: list[Manifest]) -> None:
+    spec = find(manifests, "Deployment", f"{RELEASE}-scheduler", NAMESPACE)["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    volume = next(v for v in spec["volumes"] if v["name"] == mounts["/opt/airflow/pod_templates"])
+    assert volume["configMap"]["name"] == f"{RELEASE}-pod-template"
+
+
+def test_every_airflow_container_mounts_presets(manifests: list[Manifest]) -> None:
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        spec = find(manifests, "Deployment", f"{RELEASE}-{component}")["spec"]["template"]["spec"]
+        mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert "/opt/airflow/platform" in mounts, component
+
+
+def test_kind_logs_shared_between_control_plane_and_workers(kind_manifests: list[Manifest]) -> None:
+    for namespace in (NAMESPACE, WORKERS):
+        claim = find(kind_manifests, "PersistentVolumeClaim", f"{RELEASE}-logs", namespace)
+        volume = find(kind_manifests, "PersistentVolume", claim["spec"]["volumeName"])
+        assert volume["spec"]["claimRef"] == {"namespace": namespace, "name": f"{RELEASE}-logs"}
+        assert volume["spec"]["hostPath"]["path"] == "/tmp"
+    template = executor_pod_template(kind_manifests)
+    logs = next(v for v in template["spec"]["volumes"] if v["name"] == "logs")
+    assert logs["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-logs"
+    for component in ("api-server", "scheduler", "triggerer"):
+        spec = find(kind_manifests, "Deployment", f"{RELEASE}-{component}")["spec"]["template"]["spec"]
+        logs = next(v for v in spec["volumes"] if v["name"] == "logs")
+        assert logs["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-logs", component
+
+
+def test_kind_api_server_is_a_node_port(kind_manifests: list[Manifest]) -> None:
+    service = find(kind_manifests, "Service", f"{RELEASE}-api-server", NAMESPACE)
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["port"] == 8080
+
+
+def test_production_has_replicas_and_disruption_budgets() -> None:
+    manifests = render("values-production.yaml")
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        assert find(manifests, "Deployment", f"{RELEASE}-{component}")["spec"]["replicas"] == 2
+        assert find(manifests, "PodDisruptionBudget", f"{RELEASE}-{component}")
+    assert airflow_cfg(manifests)["logging"]["remote_logging"] == "True"

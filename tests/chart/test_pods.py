@@ -1,0 +1,117 @@
+"""Every pod: placed on its pool, restricted security context, resources, probes where long-running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import POOLS, Manifest, pod_specs
+
+LONG_RUNNING = ("Deployment/", "StatefulSet/")
+PLATFORM_IMAGES = tuple(
+    f"airflow-platform/{name}" for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools")
+)
+
+
+def pool_placement(pool: str) -> tuple[list[dict], dict]:
+    definition = POOLS["pools"][pool]
+    tolerations = [
+        {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+        for t in definition["taints"]
+    ]
+    expressions = [
+        {"key": k, "operator": "In", "values": [v]} for k, v in sorted(definition["labels"].items())
+    ]
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
+            }
+        }
+    }
+    return tolerations, affinity
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def test_every_pod_runs_on_the_general_pool(manifests: list[Manifest]) -> None:
+    tolerations, affinity = pool_placement("general")
+    for name, spec in pod_specs(manifests):
+        assert spec["tolerations"] == tolerations, name
+        assert spec["affinity"] == affinity, name
+
+
+def test_every_pod_is_restricted(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["securityContext"].get("runAsUser", 1) != 0, name
+        assert "hostNetwork" not in spec and "hostPID" not in spec, name
+        for volume in spec.get("volumes", []):
+            assert "hostPath" not in volume, f"{name}: hostPath volume {volume['name']}"
+        for container in containers(spec):
+            context = container["securityContext"]
+            label = f"{name}/{container['name']}"
+            assert context["allowPrivilegeEscalation"] is False, label
+            assert context["capabilities"] == {"drop": ["ALL"]}, label
+            assert context["runAsNonRoot"] is True, label
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, label
+            assert context.get("privileged") is not True, label
+
+
+def test_read_only_root_filesystem_with_writable_tmp(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        for container in containers(spec):
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, (
+                f"{name}/{container['name']}"
+            )
+        tmp = [v for v in spec.get("volumes", []) if v["name"] == "tmp"]
+        if tmp:
+            assert "emptyDir" in tmp[0], name
+
+
+def test_every_container_has_requests_and_limits(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        for container in containers(spec):
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), f"{name}/{container['name']}"
+            assert {"cpu", "memory"} <= set(resources["limits"]), f"{name}/{container['name']}"
+
+
+def test_long_running_containers_have_probes(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        if not name.startswith(LONG_RUNNING):
+            continue
+        for container in spec["containers"]:
+            assert "livenessProbe" in container, f"{name}/{container['name']}"
+            assert "readinessProbe" in container or "startupProbe" in container, f"{name}/{container['name']}"
+
+
+def test_component_probes(manifests: list[Manifest]) -> None:
+    probes = {
+        name: spec["containers"][0]["livenessProbe"]
+        for name, spec in pod_specs(manifests)
+        if name.startswith("Deployment/airflow-platform-")
+    }
+    assert probes["Deployment/airflow-platform-api-server"]["httpGet"]["path"] == "/api/v2/monitor/health"
+    for component, job_type in (
+        ("scheduler", "SchedulerJob"), ("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob"),
+    ):  # fmt: skip
+        command = probes[f"Deployment/airflow-platform-{component}"]["exec"]["command"]
+        assert command[:3] == ["airflow", "jobs", "check"] and job_type in command
+
+
+def test_images_come_from_the_platform(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        for container in containers(spec):
+            repository = container["image"].rsplit(":", 1)[0]
+            assert repository.endswith(PLATFORM_IMAGES), f"{name}: {container['image']}"
+            assert not container["image"].endswith(":latest")
+
+
+def test_components_wait_for_migrations(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        if name.startswith("Deployment/airflow-platform-"):
+            init = spec["initContainers"][0]
+            assert init["command"][:3] == ["airflow", "db", "check-migrations"], name
