@@ -1,0 +1,349 @@
+"""Builds, tags and loads the platform's container images.
+
+    python scripts/images.py build [NAME...]   build (all by default), print timings and sizes
+    python scripts/images.py load [NAME...]    load the built images into the kind cluster
+    python scripts/images.py tag               print the tag every image carries
+    python scripts/images.py refs              print every image reference (repository:tag)
+    python scripts/images.py push REGISTRY     tag and push every image to REGISTRY (e.g. registry.local:5000)
+    python scripts/images.py lock              regenerate images/airflow/constraints.txt in the image's Python
+
+The tag is `<version>-<12 hex>`: a sha256 over every file that goes into an image, so a change gives a new
+tag and no change reuses the old one. Each build sends Docker only the files its image needs (a tar built
+here), which keeps the context small without a repository-wide .dockerignore.
+
+Base image: the Dockerfiles take `ARG BASE_IMAGE` (default the official debian:bookworm-slim). Where Docker
+Hub is unreachable (or IMAGES_BASE=airgapped) the base is built locally with debootstrap
+(images/base/build.sh) and passed as BASE_IMAGE. IMAGES_BASE=official|airgapped|auto (default auto).
+
+Local CAs: the host's extra CA certificates (IMAGES_EXTRA_CA_DIR, default /usr/local/share/ca-certificates,
+where Debian keeps locally added CAs, e.g. of a TLS-inspecting proxy) go into the context as `build-ca/`
+and are trusted by the images, so pip can reach PyPI behind such a proxy. IMAGES_EXTRA_CA_DIR="" disables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0"
+REPOSITORY_PREFIX = "airflow-platform"
+OFFICIAL_BASE = "debian:bookworm-slim"
+AIRGAPPED_BASE = f"{REPOSITORY_PREFIX}/debian-base:bookworm"
+BASE_BUILD_SCRIPT = "images/base/build.sh"
+AIRFLOW_SIZE_LIMIT = 1_000_000_000
+LOG_DIR = ROOT / ".cache" / "images"
+DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
+BUILD_CA_DIR = "build-ca"
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    dockerfile: str
+    context_paths: tuple[str, ...]
+
+    @property
+    def repository(self) -> str:
+        return f"{REPOSITORY_PREFIX}/{self.name}"
+
+    def ref(self, tag: str) -> str:
+        return f"{self.repository}:{tag}"
+
+
+IMAGES = (
+    Image("airflow", "images/airflow/Dockerfile", ("images/airflow", "dags")),
+    Image("clickhouse-tools", "images/clickhouse-tools/Dockerfile", ("images/clickhouse-tools",)),
+    Image("clickhouse-server", "images/clickhouse-server/Dockerfile", ("images/clickhouse-server",)),
+    Image("postgres", "images/postgres/Dockerfile", ("images/postgres",)),
+)
+IMAGES_BY_NAME = {image.name: image for image in IMAGES}
+
+
+def log(message: str) -> None:
+    print(f"[images] {message}", flush=True)
+
+
+def context_files(paths: tuple[str, ...]) -> list[str]:
+    """Tracked and new files under `paths`, without what .gitignore excludes (caches, egg-info)."""
+    result = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *paths],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return sorted({name for name in result.stdout.split("\0") if name and (ROOT / name).is_file()})
+
+
+def extra_ca_files() -> list[Path]:
+    ca_dir = os.environ.get("IMAGES_EXTRA_CA_DIR", "/usr/local/share/ca-certificates")
+    return sorted(Path(ca_dir).rglob("*.crt")) if ca_dir and Path(ca_dir).is_dir() else []
+
+
+def image_tag() -> str:
+    digest = hashlib.sha256()
+    all_paths = (*(path for image in IMAGES for path in image.context_paths), BASE_BUILD_SCRIPT)
+    named_files = [(name, ROOT / name) for name in context_files(all_paths)]
+    named_files += [(f"{BUILD_CA_DIR}/{path.name}", path) for path in extra_ca_files()]
+    for name, path in named_files:
+        digest.update(f"{name}\0{os.access(path, os.X_OK)}\0".encode())
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return f"{VERSION}-{digest.hexdigest()[:12]}"
+
+
+def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = path.stat().st_size
+    info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+    info.mtime = 0
+    with path.open("rb") as handle:
+        tar.addfile(info, handle)
+
+
+def context_tar(image: Image) -> bytes:
+    """The build context as a tar with fixed owners and times, so layer caching depends on content only."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in context_files(image.context_paths):
+            add_file(tar, name, ROOT / name)
+        ca_dir = tarfile.TarInfo(BUILD_CA_DIR)  # always present: the Dockerfiles COPY it
+        ca_dir.type, ca_dir.mode, ca_dir.mtime = tarfile.DIRTYPE, 0o755, 0
+        tar.addfile(ca_dir)
+        for path in extra_ca_files():
+            add_file(tar, f"{BUILD_CA_DIR}/{path.name}", path)
+    return buffer.getvalue()
+
+
+def docker_hub_reachable() -> bool:
+    try:
+        urllib.request.urlopen(DOCKER_HUB_PROBE, timeout=5)
+    except urllib.error.HTTPError:
+        return True  # 401 without a token: the registry answers
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+def image_exists(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
+
+
+def resolve_base_image() -> str:
+    mode = os.environ.get("IMAGES_BASE", "auto")
+    if mode not in {"auto", "official", "airgapped"}:
+        sys.exit(f"IMAGES_BASE must be auto, official or airgapped, not {mode!r}")
+    if mode == "auto":
+        official = image_exists(OFFICIAL_BASE) or docker_hub_reachable()
+        mode = "official" if official else "airgapped"
+        log(f"base: {mode} (Docker Hub {'reachable' if official else 'unreachable'}; IMAGES_BASE overrides)")
+    if mode == "official":
+        return OFFICIAL_BASE
+    subprocess.run([str(ROOT / BASE_BUILD_SCRIPT)], check=True)
+    return AIRGAPPED_BASE
+
+
+def docker_build_env() -> dict[str, str]:
+    """The classic builder where buildx is missing (BuildKit then cannot run from this CLI)."""
+    env = dict(os.environ)
+    if "DOCKER_BUILDKIT" not in env:
+        has_buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode == 0
+        env["DOCKER_BUILDKIT"] = "1" if has_buildx else "0"
+    return env
+
+
+def build_lines(image: Image, tag: str, base_image: str) -> Iterator[str]:
+    env = docker_build_env()
+    progress = ["--progress=plain"] if env["DOCKER_BUILDKIT"] == "1" else []
+    command = [
+        "docker", "build", *progress, "-f", image.dockerfile, "-t", image.ref(tag),
+        "--build-arg", f"BASE_IMAGE={base_image}",
+        "--label", f"org.opencontainers.image.version={tag}",
+        "-",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+    assert process.stdin and process.stdout
+    process.stdin.write(context_tar(image))
+    process.stdin.close()
+    for raw in process.stdout:
+        yield raw.decode(errors="replace").rstrip("\n")
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, command)
+
+
+def build_one(image: Image, tag: str, base_image: str, position: str) -> None:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{image.name}.log"
+    start = time.monotonic()
+    log(f"{position} {image.ref(tag)}: building (full log {log_path.relative_to(ROOT)})")
+    with log_path.open("w") as log_file:
+        try:
+            for line in build_lines(image, tag, base_image):
+                log_file.write(line + "\n")
+                if line.startswith(("Step ", "#")) and " CACHED" not in line:
+                    print(f"    {time.monotonic() - start:6.0f}s  {line[:150]}", flush=True)
+        except subprocess.CalledProcessError:
+            log_file.flush()
+            tail = log_path.read_text().splitlines()[-30:]
+            print("\n".join(tail), file=sys.stderr)
+            sys.exit(f"[images] {image.name}: docker build failed (log {log_path})")
+    log(f"{position} {image.name}: done in {time.monotonic() - start:.0f} s")
+
+
+def image_size(ref: str) -> int:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", ref], check=True, capture_output=True, text=True
+    )
+    return int(result.stdout.strip())
+
+
+def print_sizes(images: list[Image], tag: str) -> None:
+    log("sizes:")
+    for image in images:
+        size = image_size(image.ref(tag))
+        print(f"    {image.ref(tag):60} {size / 1e6:8.0f} MB", flush=True)
+        if image.name == "airflow" and size > AIRFLOW_SIZE_LIMIT:
+            log(f"WARNING: the airflow image is {size / 1e9:.2f} GB, over the 1 GB budget")
+
+
+def selected(names: list[str]) -> list[Image]:
+    unknown = sorted(set(names) - IMAGES_BY_NAME.keys())
+    if unknown:
+        sys.exit(f"unknown image(s) {unknown}; known: {sorted(IMAGES_BY_NAME)}")
+    return [IMAGES_BY_NAME[name] for name in names] if names else list(IMAGES)
+
+
+def command_build(names: list[str]) -> None:
+    images = selected(names)
+    tag = image_tag()
+    start = time.monotonic()
+    base_image = resolve_base_image()
+    log(f"building {len(images)} image(s), tag {tag}, base {base_image}")
+    for index, image in enumerate(images, start=1):
+        build_one(image, tag, base_image, f"({index}/{len(images)})")
+    print_sizes(images, tag)
+    log(f"all built in {time.monotonic() - start:.0f} s")
+
+
+def kind_binary() -> str:
+    local = ROOT / ".tools" / "bin" / "kind"
+    return str(local) if local.exists() else (shutil.which("kind") or "kind")
+
+
+def command_load(names: list[str]) -> None:
+    tag = image_tag()
+    cluster = os.environ.get("CLUSTER_NAME", "airflow-platform")
+    images = selected(names)
+    missing = [image.ref(tag) for image in images if not image_exists(image.ref(tag))]
+    if missing:
+        sys.exit(f"[images] not built yet: {missing}; run `make images` first")
+    for index, image in enumerate(images, start=1):
+        start = time.monotonic()
+        log(f"({index}/{len(images)}) loading {image.ref(tag)} into kind cluster {cluster}")
+        subprocess.run([kind_binary(), "load", "docker-image", "--name", cluster, image.ref(tag)], check=True)
+        log(f"({index}/{len(images)}) {image.name}: loaded in {time.monotonic() - start:.0f} s")
+
+
+def command_push(registry: str) -> None:
+    tag = image_tag()
+    for image in IMAGES:
+        target = f"{registry.rstrip('/')}/{image.ref(tag)}"
+        log(f"pushing {target}")
+        subprocess.run(["docker", "tag", image.ref(tag), target], check=True)
+        subprocess.run(["docker", "push", target], check=True)
+    log(f"done; install the chart with --set images.registry={registry} --set images.tag={tag}")
+
+
+LOCK_SCRIPT = """set -euo pipefail
+mkdir -p /usr/local/share/ca-certificates
+cp /build-ca/*.crt /usr/local/share/ca-certificates/ 2>/dev/null || true
+apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+  python3-venv ca-certificates >/dev/null
+export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+python3 -m venv /lock-venv
+/lock-venv/bin/pip install -q --disable-pip-version-check pip==25.3
+/lock-venv/bin/pip install -q --disable-pip-version-check -r /lock/requirements.txt
+/lock-venv/bin/pip freeze
+"""
+
+
+def command_lock() -> None:
+    """Resolves requirements.txt in the image's own Python and freezes the result as constraints."""
+    base_image = resolve_base_image()
+    airflow_dir = ROOT / "images" / "airflow"
+    log(f"resolving {airflow_dir / 'requirements.txt'} in {base_image} (a few minutes)")
+    ca_mounts = [arg for path in extra_ca_files() for arg in ("-v", f"{path}:/build-ca/{path.name}:ro")]
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{airflow_dir}:/lock:ro",
+            *ca_mounts,
+            base_image,
+            "bash",
+            "-c",
+            LOCK_SCRIPT,
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    header = (
+        "# Generated by `python scripts/images.py lock` (pip freeze in the image's Python). Do not edit.\n"
+    )
+    (airflow_dir / "constraints.txt").write_text(header + result.stdout)
+    log(f"wrote {len(result.stdout.splitlines())} pins to images/airflow/constraints.txt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("build", "load"):
+        commands.add_parser(name).add_argument("names", nargs="*", metavar="NAME")
+    commands.add_parser("tag")
+    commands.add_parser("refs")
+    commands.add_parser("push").add_argument("registry")
+    commands.add_parser("lock")
+    args = parser.parse_args()
+    if args.command == "build":
+        command_build(args.names)
+    elif args.command == "load":
+        command_load(args.names)
+    elif args.command == "tag":
+        print(image_tag())
+    elif args.command == "refs":
+        tag = image_tag()
+        print("\n".join(image.ref(tag) for image in IMAGES))
+    elif args.command == "push":
+        command_push(args.registry)
+    else:
+        command_lock()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Fixtures for the image tests: images built (or reused from the layer cache) by scripts/images.py,
+and containers run from them with the real Docker engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_images_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("images_script", ROOT / "scripts" / "images.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+images_script = load_images_script()
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def image_refs() -> dict[str, str]:
+    """Every image built once per session; a rebuild without changes only hits the layer cache."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "images.py"), "build"], check=True, cwd=ROOT)
+    tag = images_script.image_tag()
+    return {image.name: image.ref(tag) for image in images_script.IMAGES}
+
+
+def run_in(image: str, *command: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Runs a one-off container as the image's default user (no --user override)."""
+    return docker("run", "--rm", *options, image, *command, check=False)
+
+
+@pytest.fixture
+def start_container() -> Iterator[Callable[..., str]]:
+    """Starts detached containers and removes them after the test."""
+    names: list[str] = []
+
+    def start(image: str, *options: str) -> str:
+        name = f"images-test-{uuid.uuid4().hex[:10]}"
+        docker("run", "-d", "--name", name, *options, image)
+        names.append(name)
+        return name
+
+    yield start
+    for name in names:
+        docker("rm", "-f", name, check=False)
+
+
+def container_ip(name: str) -> str:
+    return docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
+    ).stdout.strip()
+
+
+def wait_until(probe: Callable[[], bool], what: str, container: str, deadline_seconds: float = 90) -> None:
+    """Polls `probe` until it holds; on timeout fails with the container's log."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        running = docker("inspect", "-f", "{{.State.Running}}", container).stdout.strip()
+        if running != "true":
+            break
+        time.sleep(0.5)
+    logs = docker("logs", "--tail", "40", container, check=False)
+    pytest.fail(f"{what} not reached; container log:\n{logs.stdout}{logs.stderr}")

@@ -1,0 +1,106 @@
+"""The Airflow image: version, providers, non-root user, Python environment, DAGs, lock, size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import render_presets
+from tests.images.conftest import ROOT, docker, run_in
+
+pytestmark = pytest.mark.docker
+
+AIRFLOW_DIR = ROOT / "images" / "airflow"
+PRESETS_MOUNT = "/opt/airflow/platform/presets.json"
+DAGBAG_REPORT = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder="/opt/airflow/dags")
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dag_ids)}))
+"""
+
+
+@pytest.fixture(scope="session")
+def airflow_image(image_refs: dict[str, str]) -> str:
+    return image_refs["airflow"]
+
+
+def test_default_command_prints_airflow_3_3(airflow_image: str) -> None:
+    result = run_in(airflow_image)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("3.3.")
+
+
+def test_kubernetes_provider_imports_as_default_user(airflow_image: str) -> None:
+    result = run_in(airflow_image, "python", "-c", "import airflow.providers.cncf.kubernetes")
+    assert result.returncode == 0, result.stderr
+
+
+def test_default_user_is_not_root(airflow_image: str) -> None:
+    result = run_in(airflow_image, "id", "-u")
+    assert result.stdout.strip() == "50000"
+
+
+def test_python_on_path_is_the_airflow_environment(airflow_image: str) -> None:
+    """Worker pods run `python -m airflow.sdk...`: plain `python` must see Airflow."""
+    result = run_in(
+        airflow_image, "python", "-c", "import sys, airflow; print(sys.prefix, airflow.__version__)"
+    )
+    assert result.returncode == 0, result.stderr
+    prefix, version = result.stdout.split()
+    assert prefix == "/opt/airflow-venv"
+    assert version.startswith("3.3.")
+
+
+def test_airflow_home_and_dags_folder(airflow_image: str) -> None:
+    result = run_in(airflow_image, "airflow", "config", "get-value", "core", "dags_folder")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/opt/airflow/dags"
+
+
+def test_repository_dags_are_baked_in(airflow_image: str) -> None:
+    expected = sorted(path.name for path in (ROOT / "dags").iterdir() if path.is_file())
+    result = run_in(airflow_image, "ls", "-A", "/opt/airflow/dags")
+    assert sorted(result.stdout.split()) == expected
+
+
+def test_dags_import_without_errors_inside_the_image(airflow_image: str, tmp_path: Path) -> None:
+    presets = tmp_path / "presets.json"
+    presets.write_text(json.dumps(render_presets()))
+    presets.chmod(0o644)
+    result = run_in(
+        airflow_image,
+        "python",
+        "-c",
+        DAGBAG_REPORT,
+        options=("-v", f"{presets}:{PRESETS_MOUNT}:ro", "-e", f"AIRFLOW_PLATFORM_PRESETS={PRESETS_MOUNT}"),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    dag_files = [path for path in (ROOT / "dags").glob("*.py")]
+    assert len(report["dags"]) >= len(dag_files)
+
+
+def test_installed_packages_match_the_lock(airflow_image: str) -> None:
+    """The image holds exactly what constraints.txt pins (plus the platform's own DAG helper)."""
+    lock = {
+        line.strip().lower()
+        for line in (AIRFLOW_DIR / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    result = run_in(airflow_image, "pip", "freeze", "--exclude", "airflow-platform-pools")
+    assert result.returncode == 0, result.stderr
+    assert {line.strip().lower() for line in result.stdout.splitlines()} == lock
+
+
+def test_dag_helper_is_installed(airflow_image: str) -> None:
+    result = run_in(airflow_image, "python", "-c", "import airflow_platform_pools")
+    assert result.returncode == 0, result.stderr
+
+
+def test_image_is_under_one_gigabyte(airflow_image: str) -> None:
+    size = int(docker("image", "inspect", "-f", "{{.Size}}", airflow_image).stdout)
+    assert size < 1_000_000_000
