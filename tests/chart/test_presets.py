@@ -1,0 +1,95 @@
+"""Pool presets published to DAGs equal node-pools/pools.yaml (the single source of truth)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import CHART, NAMESPACE, POOLS, Manifest, presets, render, render_error
+from test_pods import pool_placement
+
+WORKERS = "airflow-workers"
+EXPECTED_NAMESPACE = {"general": "airflow-jobs", "ssd": "airflow-jobs", "gpu": "airflow-gpu-jobs"}
+
+
+def test_chart_reads_the_single_pool_definition() -> None:
+    link = CHART / "files" / "node-pools.yaml"
+    assert link.is_symlink()
+    assert link.resolve() == (CHART.parents[1] / "node-pools" / "pools.yaml").resolve()
+
+
+def test_presets_equal_node_pools_file(manifests: list[Manifest]) -> None:
+    pools = presets(manifests)["pools"]
+    assert set(pools) == set(POOLS["pools"])
+    for name, definition in POOLS["pools"].items():
+        tolerations, affinity = pool_placement(name)
+        assert pools[name] == {
+            "namespace": EXPECTED_NAMESPACE[name],
+            "serviceAccountName": "airflow-workload",
+            "nodeLabels": definition["labels"],
+            "tolerations": tolerations,
+            "affinity": affinity,
+            "resources": definition["defaultResources"],
+        }, name
+
+
+def test_presets_published_in_control_plane_and_worker_namespaces(manifests: list[Manifest]) -> None:
+    assert presets(manifests, NAMESPACE) == presets(manifests, WORKERS)
+
+
+def test_presets_shared_contract_sections(kind_manifests: list[Manifest]) -> None:
+    document = presets(kind_manifests)
+    assert document["podDefaults"] == {
+        "onFinishAction": "delete_pod", "startupTimeoutSeconds": 600, "imagePullPolicy": "IfNotPresent",
+    }  # fmt: skip
+    assert document["images"]["clickhouseTools"].rsplit(":", 1)[0] == "airflow-platform/clickhouse-tools"
+    sync = document["clickhouseSync"]
+    assert sync["credentialsSecret"] == "clickhouse-credentials"
+    assert (sync["sourcePasswordKey"], sync["destinationPasswordKey"]) == (
+        "source-password",
+        "destination-password",
+    )
+    assert sync["source"] == {
+        "host": "clickhouse-source",
+        "port": 9000,
+        "user": "default",
+        "database": "demo",
+    }
+    assert sync["destination"]["database"] == "demo_copy"
+    assert sync["skipPatterns"] == ["copy", "test", "backup", "dict"]
+    assert (sync["executeQueryOn"], sync["destinationSecure"], sync["destinationVerify"]) == (
+        "source",
+        False,
+        False,
+    )
+
+
+def test_presets_follow_the_image_settings() -> None:
+    document = presets(render("values.yaml", "--set", "images.registry=registry.example.com",
+                              "--set", "images.tag=0.1.0-abc"))  # fmt: skip
+    assert (
+        document["images"]["clickhouseTools"]
+        == "registry.example.com/airflow-platform/clickhouse-tools:0.1.0-abc"
+    )
+
+
+def test_presets_helper_reads_the_rendered_document(manifests: list[Manifest], tmp_path, monkeypatch) -> None:
+    """The DAG helper package (airflow_platform_pools) understands what the chart publishes."""
+    pools_module = pytest.importorskip("airflow_platform_pools")
+    path = tmp_path / "presets.json"
+    path.write_text(json.dumps(presets(manifests)))
+    monkeypatch.setenv("AIRFLOW_PLATFORM_PRESETS", str(path))
+    pools_module._load.cache_clear()
+    assert pools_module.pool_names() == sorted(POOLS["pools"])
+
+
+def test_every_pool_needs_a_workload_namespace() -> None:
+    namespace = {
+        "name": "jobs",
+        "pools": ["general", "ssd"],
+        "quota": {},
+        "limitRange": {"default": {}, "defaultRequest": {}},
+    }
+    workloads = json.dumps([namespace])
+    error = render_error("--set-json", f"namespaces.workloads={workloads}")
+    assert 'node pool "gpu" is not listed' in error
