@@ -16,8 +16,9 @@ Hub is unreachable (or IMAGES_BASE=airgapped) the base is built locally with deb
 (images/base/build.sh) and passed as BASE_IMAGE. IMAGES_BASE=official|airgapped|auto (default auto).
 
 Local CAs: the host's extra CA certificates (IMAGES_EXTRA_CA_DIR, default /usr/local/share/ca-certificates,
-where Debian keeps locally added CAs, e.g. of a TLS-inspecting proxy) go into the context as `build-ca/`
-and are trusted by the images, so pip can reach PyPI behind such a proxy. IMAGES_EXTRA_CA_DIR="" disables.
+where Debian keeps locally added CAs, e.g. of a TLS-inspecting proxy) go into the context under
+images/base/ca-certificates/ and are trusted by the images, so pip can reach PyPI behind such a proxy.
+IMAGES_EXTRA_CA_DIR="" disables that.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ BASE_BUILD_SCRIPT = "images/base/build.sh"
 AIRFLOW_SIZE_LIMIT = 1_000_000_000
 LOG_DIR = ROOT / ".cache" / "images"
 DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
-BUILD_CA_DIR = "build-ca"
+BUILD_CA_DIR = "images/base/ca-certificates"  # every Dockerfile COPYs it
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,18 @@ def extra_ca_files() -> list[Path]:
     return sorted(Path(ca_dir).rglob("*.crt")) if ca_dir and Path(ca_dir).is_dir() else []
 
 
+def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
+    """Name in the build context -> file: the repository's files plus the host's extra CAs."""
+    files = {name: ROOT / name for name in context_files((*paths, BUILD_CA_DIR))}
+    for path in extra_ca_files():
+        files.setdefault(f"{BUILD_CA_DIR}/{path.name}", path)
+    return dict(sorted(files.items()))
+
+
 def image_tag() -> str:
     digest = hashlib.sha256()
     all_paths = (*(path for image in IMAGES for path in image.context_paths), BASE_BUILD_SCRIPT)
-    named_files = [(name, ROOT / name) for name in context_files(all_paths)]
-    named_files += [(f"{BUILD_CA_DIR}/{path.name}", path) for path in extra_ca_files()]
-    for name, path in named_files:
+    for name, path in build_files(all_paths).items():
         digest.update(f"{name}\0{os.access(path, os.X_OK)}\0".encode())
         digest.update(path.read_bytes())
         digest.update(b"\0")
@@ -118,13 +125,8 @@ def context_tar(image: Image) -> bytes:
     """The build context as a tar with fixed owners and times, so layer caching depends on content only."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name in context_files(image.context_paths):
-            add_file(tar, name, ROOT / name)
-        ca_dir = tarfile.TarInfo(BUILD_CA_DIR)  # always present: the Dockerfiles COPY it
-        ca_dir.type, ca_dir.mode, ca_dir.mtime = tarfile.DIRTYPE, 0o755, 0
-        tar.addfile(ca_dir)
-        for path in extra_ca_files():
-            add_file(tar, f"{BUILD_CA_DIR}/{path.name}", path)
+        for name, path in build_files(image.context_paths).items():
+            add_file(tar, name, path)
     return buffer.getvalue()
 
 
@@ -191,23 +193,51 @@ def build_lines(image: Image, tag: str, base_image: str) -> Iterator[str]:
         raise subprocess.CalledProcessError(process.returncode, command)
 
 
+class StepPrinter:
+    """Prints the build steps that do work; steps answered from the layer cache are only counted."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.pending = ""
+        self.steps = 0
+        self.cached = 0
+
+    def feed(self, line: str) -> None:
+        if line.startswith(("Step ", "#")):
+            self.flush()
+            self.pending = line
+            self.steps += 1
+        elif "Using cache" in line or line.endswith(" CACHED"):
+            self.cached += 1
+            self.pending = ""
+        else:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            print(f"    {time.monotonic() - self.start:6.0f}s  {self.pending[:150]}", flush=True)
+            self.pending = ""
+
+
 def build_one(image: Image, tag: str, base_image: str, position: str) -> None:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{image.name}.log"
     start = time.monotonic()
     log(f"{position} {image.ref(tag)}: building (full log {log_path.relative_to(ROOT)})")
+    printer = StepPrinter(start)
     with log_path.open("w") as log_file:
         try:
             for line in build_lines(image, tag, base_image):
                 log_file.write(line + "\n")
-                if line.startswith(("Step ", "#")) and " CACHED" not in line:
-                    print(f"    {time.monotonic() - start:6.0f}s  {line[:150]}", flush=True)
+                printer.feed(line)
+            printer.flush()
         except subprocess.CalledProcessError:
             log_file.flush()
             tail = log_path.read_text().splitlines()[-30:]
             print("\n".join(tail), file=sys.stderr)
             sys.exit(f"[images] {image.name}: docker build failed (log {log_path})")
-    log(f"{position} {image.name}: done in {time.monotonic() - start:.0f} s")
+    cache_note = f"{printer.cached} of {printer.steps} steps from the layer cache"
+    log(f"{position} {image.name}: done in {time.monotonic() - start:.0f} s ({cache_note})")
 
 
 def image_size(ref: str) -> int:

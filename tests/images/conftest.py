@@ -62,6 +62,17 @@ def start_container() -> Iterator[Callable[..., str]]:
         docker("rm", "-f", name, check=False)
 
 
+def writable_mounts(base: Path, *targets: str) -> tuple[str, ...]:
+    """`-v` options that mount empty world-writable host folders, like Kubernetes emptyDir volumes."""
+    options: list[str] = []
+    for index, target in enumerate(targets):
+        folder = base / f"mount-{index}"
+        folder.mkdir()
+        folder.chmod(0o777)
+        options += ["-v", f"{folder}:{target}"]
+    return tuple(options)
+
+
 def container_ip(name: str) -> str:
     return docker(
         "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name

@@ -49,8 +49,8 @@ def test_airflow_context_holds_only_its_files() -> None:
     assert "images/airflow/Dockerfile" in names
     assert "images/airflow/constraints.txt" in names
     assert any(name.startswith("dags/") for name in names)
-    assert images_script.BUILD_CA_DIR in names
-    outside = {name for name in names if not name.startswith(("images/airflow/", "dags/", "build-ca"))}
+    assert f"{images_script.BUILD_CA_DIR}/README.md" in names
+    outside = {name for name in names if not name.startswith(("images/airflow/", "dags/", "images/base/ca-"))}
     assert outside == set()
     assert not any(".egg-info" in name or "__pycache__" in name for name in names)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 
-from tests.images.conftest import container_ip, docker, run_in, wait_until
+from tests.images.conftest import container_ip, docker, run_in, wait_until, writable_mounts
 
 pytestmark = pytest.mark.docker
 
@@ -59,3 +60,25 @@ def test_server_listens_on_the_network_and_requires_the_password(
         Client(host, password="wrong").execute("SELECT 1")
     data_dir = docker("exec", container, "stat", "-c", "%U", "/var/lib/clickhouse/data").stdout.strip()
     assert data_dir == "clickhouse"
+
+
+def test_server_runs_with_a_read_only_root_filesystem(
+    image_refs: dict[str, str], start_container: Callable[..., str], tmp_path: Path
+) -> None:
+    """As the chart runs it: read-only image, data/logs/run/tmp/users.d on volumes."""
+    mounts = writable_mounts(
+        tmp_path,
+        "/var/lib/clickhouse",
+        "/var/log/clickhouse-server",
+        "/var/run/clickhouse-server",
+        "/tmp",
+        "/etc/clickhouse-server/users.d",
+    )
+    container = start_container(
+        image_refs["clickhouse-server"], "--read-only", *mounts, "-e", f"CLICKHOUSE_PASSWORD={PASSWORD}"
+    )
+    wait_until(lambda: server_answers(container), "ClickHouse answering SELECT 1", container)
+    client = Client(container_ip(container), password=PASSWORD)
+    client.execute("CREATE TABLE numbers_copy (n UInt64) ENGINE = MergeTree ORDER BY n")
+    client.execute("INSERT INTO numbers_copy SELECT number FROM system.numbers LIMIT 1000")
+    assert client.execute("SELECT sum(n) FROM numbers_copy") == [(499500,)]
