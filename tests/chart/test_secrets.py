@@ -202,5 +202,5 @@ def test_clickhouse_servers_read_password_from_secret(kind_manifests: list[Manif
         "spec"
     ]
     env = dict(_env(spec))
-    reference = env["write-password:CLICKHOUSE_SERVER_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    reference = env["clickhouse:CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert reference == {"name": "clickhouse-credentials", "key": f"{side}-password"}
