@@ -284,9 +284,10 @@ def command_load(names: list[str]) -> None:
     tag = image_tag()
     cluster = os.environ.get("CLUSTER_NAME", "airflow-platform")
     images = selected(names)
-    missing = [image.ref(tag) for image in images if not image_exists(image.ref(tag))]
+    missing = [image.name for image in images if not image_exists(image.ref(tag))]
     if missing:
-        sys.exit(f"[images] not built yet: {missing}; run `make images` first")
+        log(f"not built yet for tag {tag}: {missing}; building them first")
+        command_build(missing)
     for index, image in enumerate(images, start=1):
         start = time.monotonic()
         log(f"({index}/{len(images)}) loading {image.ref(tag)} into kind cluster {cluster}")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.dags.conftest import render_presets
-from tests.images.conftest import ROOT, docker, run_in
+from tests.images.conftest import ROOT, chart_file, docker, run_in, writable_mounts
 
 pytestmark = pytest.mark.docker
 
 AIRFLOW_DIR = ROOT / "images" / "airflow"
 PRESETS_MOUNT = "/opt/airflow/platform/presets.json"
+CONFIG_MOUNT = "/opt/airflow/airflow.cfg"
 DAGBAG_REPORT = """
 import json
 from airflow.dag_processing.dagbag import DagBag
@@ -66,22 +66,49 @@ def test_repository_dags_are_baked_in(airflow_image: str) -> None:
     assert sorted(result.stdout.split()) == expected
 
 
-def test_dags_import_without_errors_inside_the_image(airflow_image: str, tmp_path: Path) -> None:
+@pytest.fixture
+def as_the_chart_runs_it(tmp_path: Path) -> tuple[str, ...]:
+    """docker run options that mirror the chart's Airflow pods: read-only image, the rendered airflow.cfg
+    and pool presets mounted read-only, logs and /tmp on volumes."""
+    config = tmp_path / "airflow.cfg"
+    config.write_text(chart_file("airflow-platform-config", "airflow.cfg"))
     presets = tmp_path / "presets.json"
-    presets.write_text(json.dumps(render_presets()))
-    presets.chmod(0o644)
-    result = run_in(
-        airflow_image,
-        "python",
-        "-c",
-        DAGBAG_REPORT,
-        options=("-v", f"{presets}:{PRESETS_MOUNT}:ro", "-e", f"AIRFLOW_PLATFORM_PRESETS={PRESETS_MOUNT}"),
+    presets.write_text(chart_file("airflow-platform-pool-presets", "presets.json"))
+    for path in (config, presets):
+        path.chmod(0o644)
+    return (
+        "--read-only",
+        *writable_mounts(tmp_path, "/opt/airflow/logs", "/tmp"),
+        "-v",
+        f"{config}:{CONFIG_MOUNT}:ro",
+        "-v",
+        f"{presets}:{PRESETS_MOUNT}:ro",
+        "-e",
+        f"AIRFLOW_PLATFORM_PRESETS={PRESETS_MOUNT}",
+        "-e",
+        "PYTHONDONTWRITEBYTECODE=1",
     )
+
+
+def test_dags_import_without_errors_inside_the_image(
+    airflow_image: str, as_the_chart_runs_it: tuple[str, ...]
+) -> None:
+    result = run_in(airflow_image, "python", "-c", DAGBAG_REPORT, options=as_the_chart_runs_it)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    dag_files = [path for path in (ROOT / "dags").glob("*.py")]
+    dag_files = list((ROOT / "dags").glob("*.py"))
     assert len(report["dags"]) >= len(dag_files)
+
+
+def test_cli_works_read_only_with_the_chart_config(
+    airflow_image: str, as_the_chart_runs_it: tuple[str, ...]
+) -> None:
+    result = run_in(
+        airflow_image, "airflow", "config", "get-value", "core", "executor", options=as_the_chart_runs_it
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "KubernetesExecutor"
 
 
 def test_installed_packages_match_the_lock(airflow_image: str) -> None:
