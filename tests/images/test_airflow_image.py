@@ -54,6 +54,13 @@ def test_python_on_path_is_the_airflow_environment(airflow_image: str) -> None:
     assert version.startswith("3.3.")
 
 
+def test_worker_entry_point_runs_with_plain_python(airflow_image: str) -> None:
+    """KubernetesExecutor worker pods start `python -m airflow.sdk.execution_time.execute_workload`."""
+    result = run_in(airflow_image, "python", "-m", "airflow.sdk.execution_time.execute_workload", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--json-string" in result.stdout
+
+
 def test_airflow_home_and_dags_folder(airflow_image: str) -> None:
     result = run_in(airflow_image, "airflow", "config", "get-value", "core", "dags_folder")
     assert result.returncode == 0, result.stderr

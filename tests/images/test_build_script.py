@@ -61,3 +61,14 @@ def test_every_dockerfile_takes_the_base_image_as_an_argument(name: str) -> None
     assert "ARG BASE_IMAGE=debian:bookworm-slim" in dockerfile
     assert "FROM ${BASE_IMAGE}" in dockerfile
     assert re.search(r"^USER \d+", dockerfile, re.MULTILINE), "numeric non-root USER (runAsNonRoot)"
+
+
+def test_official_base_is_used_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGES_BASE", "official")
+    assert images_script.resolve_base_image() == "debian:bookworm-slim"
+
+
+def test_unknown_base_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGES_BASE", "somewhere")
+    with pytest.raises(SystemExit, match="IMAGES_BASE"):
+        images_script.resolve_base_image()
