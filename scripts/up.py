@@ -78,7 +78,7 @@ def run_phases(phases: list[Phase]) -> dict[str, float]:
         started = time.monotonic()
         try:
             phase.run()
-        except (subprocess.CalledProcessError, RuntimeError, TimeoutError, OSError) as error:
+        except Exception as error:  # any failure: name the phase and where to look, not a stack trace
             elapsed = time.monotonic() - started
             print(f"!!! phase '{phase.name}' failed after {elapsed:.0f} s: {error}", file=sys.stderr)
             print(f"    look here: {phase.where_to_look}", file=sys.stderr)
