@@ -82,3 +82,19 @@ def test_server_runs_with_a_read_only_root_filesystem(
     client.execute("CREATE TABLE numbers_copy (n UInt64) ENGINE = MergeTree ORDER BY n")
     client.execute("INSERT INTO numbers_copy SELECT number FROM system.numbers LIMIT 1000")
     assert client.execute("SELECT sum(n) FROM numbers_copy") == [(499500,)]
+
+
+def test_tools_client_reaches_the_server_image(
+    image_refs: dict[str, str], start_container: Callable[..., str]
+) -> None:
+    """What the sync DAG's drop/create tasks do: the tools image's client against a server."""
+    container = start_container(image_refs["clickhouse-server"], "-e", f"CLICKHOUSE_PASSWORD={PASSWORD}")
+    wait_until(lambda: server_answers(container), "ClickHouse answering SELECT 1", container)
+    client = f'clickhouse-client --host {container_ip(container)} --password "$CLICKHOUSE_PASSWORD"'
+    count = "SELECT count() FROM system.databases WHERE name = 'demo_copy'"
+    script = f'{client} -q "CREATE DATABASE demo_copy" && {client} -q "{count}"'
+    result = run_in(
+        image_refs["clickhouse-tools"], "sh", "-c", script, options=("-e", f"CLICKHOUSE_PASSWORD={PASSWORD}")
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
