@@ -73,6 +73,8 @@ def test_control_plane_runs_from_the_rendered_pods(kind_render: list[Manifest]) 
             probe = _container(find(kind_render, "Deployment", f"{RELEASE}-{component}"))["livenessProbe"]
             runner.exec_probe(container, probe)
 
+        api_probe = _container(find(kind_render, "Deployment", api))["readinessProbe"]
+        runner.exec_probe(api_containers["api-server"], api_probe)
         base = f"http://{runner.container_ip(api_containers['api-server'])}:8080"
         health = _wait_http(f"{base}/api/v2/monitor/health")
         assert health.ok

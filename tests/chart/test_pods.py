@@ -94,7 +94,8 @@ def test_component_probes(manifests: list[Manifest]) -> None:
         for name, spec in pod_specs(manifests)
         if name.startswith("Deployment/airflow-platform-")
     }
-    assert probes["Deployment/airflow-platform-api-server"]["httpGet"]["path"] == "/api/v2/monitor/health"
+    api_probe = probes["Deployment/airflow-platform-api-server"]["exec"]["command"]
+    assert "http://127.0.0.1:8080/api/v2/monitor/health" in api_probe[-1]
     for component, job_type in (
         ("scheduler", "SchedulerJob"), ("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob"),
     ):  # fmt: skip
