@@ -1,0 +1,178 @@
+"""Command line: flags (kept exactly as existing DAGs pass them), env passwords, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .connection import Endpoint
+from .errors import EXIT_CODE_HELP, ExitCode, MigrationError
+from .migrate import Options, run
+from .plan import Selection
+from .report import Reporter
+
+PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
+DEFAULT_PARALLELISM = 4
+MAX_PARALLELISM = 64
+
+
+def yes_no(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("y", "yes", "true", "1"):
+        return True
+    if lowered in ("n", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected y or n, got {value!r}")
+
+
+def port(value: str) -> int:
+    number = int(value) if value.isdigit() else -1
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value!r}")
+    return number
+
+
+def parallelism(value: str) -> int:
+    number = int(value) if value.isdigit() else 0
+    if not 1 <= number <= MAX_PARALLELISM:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_PARALLELISM}, got {value!r}")
+    return number
+
+
+def non_empty(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clickhouse-migrate",
+        description="Copy a ClickHouse database to another server, server to server (remote()), "
+        "and verify it. "
+        "Never writes to the source; objects are dropped and recreated on the destination (idempotent).",
+        epilog=f"passwords: --source-password / --destination-password, or the environment variables "
+        f"{PASSWORD_ENV['source']} / {PASSWORD_ENV['destination']} (flags win).\n\n{EXIT_CODE_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for role in ("source", "destination"):
+        group = parser.add_argument_group(role)
+        group.add_argument(f"--{role}-host", required=True, type=non_empty)
+        group.add_argument(
+            f"--{role}-port", type=port, default=9000, help="native protocol port (default 9000)"
+        )
+        group.add_argument(f"--{role}-user", default="default", type=non_empty)
+        group.add_argument(
+            f"--{role}-password", default=None, help=f"default: ${PASSWORD_ENV[role]} or empty"
+        )
+        group.add_argument(f"--{role}-db", required=True, type=non_empty)
+    parser.add_argument(
+        "--destination-secure-flag",
+        type=yes_no,
+        default=False,
+        metavar="y|n",
+        help="TLS to the destination (client and remoteSecure() when the source pushes)",
+    )
+    parser.add_argument(
+        "--destination-verify-flag",
+        type=yes_no,
+        default=False,
+        metavar="y|n",
+        help="verify the destination's TLS certificate (tool connection)",
+    )
+    parser.add_argument(
+        "--skip-patterns",
+        nargs="+",
+        default=[],
+        metavar="P",
+        help="skip objects whose name contains any of these substrings",
+    )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these objects (exact names); views need their tables listed too",
+    )
+    parser.add_argument(
+        "--execute-query-on",
+        choices=("source", "destination"),
+        default="destination",
+        help="server that runs INSERT ... SELECT (source: pushes via INSERT INTO FUNCTION remote)",
+    )
+    parser.add_argument(
+        "--migrate-dicts",
+        type=yes_no,
+        default=False,
+        metavar="y|n",
+        help="also recreate DDL dictionaries (ClickHouse >= 19.17)",
+    )
+    parser.add_argument(
+        "--parallelism",
+        type=parallelism,
+        default=DEFAULT_PARALLELISM,
+        metavar="N",
+        help=f"tables copied concurrently (default {DEFAULT_PARALLELISM})",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare an order-independent checksum too (row counts are always compared)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="connect, check and print the plan (objects, order, row estimates); write nothing",
+    )
+    return parser
+
+
+def endpoint(args: argparse.Namespace, role: str) -> Endpoint:
+    flag_password = getattr(args, f"{role}_password")
+    password = flag_password if flag_password is not None else os.environ.get(PASSWORD_ENV[role], "")
+    return Endpoint(
+        role=role,
+        host=getattr(args, f"{role}_host"),
+        port=getattr(args, f"{role}_port"),
+        user=getattr(args, f"{role}_user"),
+        password=password,
+        database=getattr(args, f"{role}_db"),
+        secure=args.destination_secure_flag if role == "destination" else False,
+        verify=args.destination_verify_flag if role == "destination" else False,
+    )
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    return Options(
+        source=endpoint(args, "source"),
+        destination=endpoint(args, "destination"),
+        selection=Selection(
+            skip_patterns=tuple(args.skip_patterns), tables=args.tables, migrate_dicts=args.migrate_dicts
+        ),
+        execute_on=args.execute_query_on,
+        parallelism=args.parallelism,
+        verify_checksums=args.verify,
+        dry_run=args.dry_run,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 on bad flags, before any connection
+    reporter = Reporter()
+    try:
+        return int(run(options_from(args), reporter))
+    except MigrationError as error:
+        print(f"clickhouse-migrate: error: {error.message}", file=sys.stderr, flush=True)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("clickhouse-migrate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # last resort: still one line, with the type, and a non-zero code
+        print(f"clickhouse-migrate: unexpected error: {type(error).__name__}: {error}", file=sys.stderr)
+        return int(ExitCode.UNEXPECTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

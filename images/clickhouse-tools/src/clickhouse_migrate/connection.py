@@ -1,0 +1,165 @@
+"""Connections to the two servers (clickhouse-driver, native protocol) with one-line error mapping."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as driver_errors
+
+from .ddl import ServerFeatures
+from .errors import ExitCode, MigrationError
+
+# clickhouse-driver logs every failed connect attempt with a traceback: our errors say it in one line.
+logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
+
+_AUTH_ERROR_CODES = {192, 193, 194, 516}  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTH_FAILED
+_UNKNOWN_DATABASE = 81
+_READ_PREFIXES = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS")
+_PUSH_PREFIX = "INSERT INTO FUNCTION REMOTE"
+CONNECT_TIMEOUT_SECONDS = 10
+# A copy of a big table is one long query: the server sends progress packets, so this only needs to
+# cover the gaps between packets.
+RECEIVE_TIMEOUT_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    role: str  # "source" or "destination"
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    secure: bool = False
+    verify: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def first_line(error: BaseException) -> str:
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return line.removeprefix("DB::Exception: ").rstrip(". ")
+
+
+class Server:
+    """One server. The source is read-only by construction: it only runs reads and pushes to remote()."""
+
+    def __init__(self, endpoint: Endpoint, *, writable: bool) -> None:
+        self.endpoint = endpoint
+        self.writable = writable
+        self._client = self.new_client()
+        self.features = ServerFeatures(version="0", settings=frozenset())
+
+    def new_client(self, database: str = "default") -> Client:
+        endpoint = self.endpoint
+        return Client(
+            endpoint.host,
+            port=endpoint.port,
+            user=endpoint.user,
+            password=endpoint.password,
+            database=database,
+            secure=endpoint.secure,
+            verify=endpoint.verify,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            send_receive_timeout=RECEIVE_TIMEOUT_SECONDS,
+            sync_request_timeout=CONNECT_TIMEOUT_SECONDS,
+            client_name="clickhouse-migrate",
+        )
+
+    def connect(self) -> None:
+        """Open the connection and detect features; raise MigrationError (exit 3/4) on failure."""
+        version = self.query("SELECT version()")[0][0]
+        names = self.query("SELECT name FROM system.settings")
+        self.features = ServerFeatures(version=version, settings=frozenset(row[0] for row in names))
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        self._check_allowed(sql)
+        return self.run(self._client, sql, params)
+
+    def run(
+        self,
+        client: Client,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Sequence[Sequence[Any]]:
+        """Execute on `client` (this server), mapping connection failures to one-line errors."""
+        self._check_allowed(sql)
+        try:
+            return client.execute(sql, params, settings=settings)
+        except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError, ssl.SSLError) as error:
+            raise self._unreachable(error) from error
+        except driver_errors.ServerException as error:
+            if error.code in _AUTH_ERROR_CODES:
+                raise MigrationError(
+                    ExitCode.AUTHENTICATION,
+                    f"authentication failed for user '{self.endpoint.user}' on {self.endpoint.role} "
+                    f"{self.endpoint.address}: {first_line(error)}",
+                ) from error
+            raise
+
+    def progress_run(self, client: Client, sql: str, settings: dict[str, Any]) -> Iterator[tuple[int, int]]:
+        """Execute `sql`, yielding (rows, total_rows) as the server reports progress."""
+        self._check_allowed(sql)
+        try:
+            result = client.execute_with_progress(sql, settings=settings)
+            yield from result
+            result.get_result()
+        except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError) as error:
+            raise self._unreachable(error) from error
+
+    def _unreachable(self, error: BaseException) -> MigrationError:
+        if isinstance(error, socket.gaierror):
+            reason = f"cannot resolve host ({error.strerror})"
+        else:
+            reason = first_line(error)
+        return MigrationError(
+            ExitCode.UNREACHABLE, f"cannot reach {self.endpoint.role} {self.endpoint.address}: {reason}"
+        )
+
+    def _check_allowed(self, sql: str) -> None:
+        """Guard against ever writing to the source, whatever a future change does."""
+        if self.writable:
+            return
+        head = " ".join(sql.split()[:4]).upper()
+        if not (head.startswith(_READ_PREFIXES) or head.startswith(_PUSH_PREFIX)):
+            raise MigrationError(ExitCode.UNEXPECTED, f"refusing to run a write on the source: {head} ...")
+
+    def database_exists(self, name: str) -> bool:
+        return bool(
+            self.query("SELECT count() FROM system.databases WHERE name = %(db)s", {"db": name})[0][0]
+        )
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def resolve_addresses(host: str) -> set[str]:
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return {host}
+
+
+def same_server(source: Endpoint, destination: Endpoint) -> bool:
+    """Same port and a shared resolved address (localhost vs 127.0.0.1 counts as the same)."""
+    if source.port != destination.port:
+        return False
+    source_addresses = resolve_addresses(source.host)
+    destination_addresses = resolve_addresses(destination.host)
+    loopback = {"127.0.0.1", "::1"}
+    if source_addresses & loopback and destination_addresses & loopback:
+        return True
+    return bool(source_addresses & destination_addresses)
+
+
+__all__ = ["Endpoint", "MigrationError", "Server", "first_line", "same_server"]

@@ -1,0 +1,141 @@
+"""DDL rewriting (source database name -> destination database name) and DDL inspection.
+
+Works on tokens, so names inside string literals, comments and column names are left alone. What is
+rewritten:
+- every qualified reference `<source_db>.<name>` (object name, `TO` target, tables in SELECTs),
+- the database argument of `Buffer(db, ...)` and `Merge(db, ...)` engines,
+- `DB '<source_db>'` in a dictionary's `SOURCE(CLICKHOUSE(...))` when it has no `HOST` (a local source).
+Unqualified names are not rewritten: the DDL is executed with the destination database as the session
+default, so they resolve there, as they did in the source database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .sql import Kind, Token, quote_identifier, quote_string, render, significant, tokenize
+
+_DATABASE_ARGUMENT_ENGINES = ("BUFFER", "MERGE")
+_REFERENCE_KEYWORDS = ("FROM", "JOIN", "TO")
+
+
+def rewrite_database(create_query: str, source_db: str, destination_db: str) -> str:
+    tokens = tokenize(create_query)
+    positions = [index for index, token in enumerate(tokens) if token.kind is not Kind.SPACE]
+    local_dictionary = _is_dictionary(tokens) and not any(tokens[i].is_keyword("HOST") for i in positions)
+    for rank, index in enumerate(positions):
+        token = tokens[index]
+        following = tokens[positions[rank + 1]] if rank + 1 < len(positions) else None
+        previous = tokens[positions[rank - 1]] if rank > 0 else None
+        before_previous = tokens[positions[rank - 2]] if rank > 1 else None
+        if not _names(token, source_db):
+            continue
+        qualifies_name = token.kind is not Kind.STRING and following is not None and following.text == "."
+        engine_argument = (
+            previous is not None
+            and previous.text == "("
+            and before_previous is not None
+            and before_previous.is_keyword(*_DATABASE_ARGUMENT_ENGINES)
+        )
+        dictionary_db = local_dictionary and previous is not None and previous.is_keyword("DB")
+        if qualifies_name or engine_argument or dictionary_db:
+            tokens[index] = _renamed(token, destination_db)
+    return render(tokens)
+
+
+def _names(token: Token, name: str) -> bool:
+    return token.kind in (Kind.WORD, Kind.QUOTED, Kind.STRING) and token.value == name
+
+
+def _renamed(token: Token, name: str) -> Token:
+    if token.kind is Kind.STRING:
+        return Token(Kind.STRING, quote_string(name))
+    return Token(Kind.QUOTED, quote_identifier(name))
+
+
+def _is_dictionary(tokens: list[Token]) -> bool:
+    words = significant(tokens)[:3]
+    return len(words) >= 2 and words[0].is_keyword("CREATE", "ATTACH") and words[1].is_keyword("DICTIONARY")
+
+
+def referenced_names(create_query: str, database: str) -> set[str]:
+    """Names the object reads from or writes to in `database` (qualified or unqualified references)."""
+    tokens = significant(tokenize(create_query))
+    found: set[str] = set()
+    for index, token in enumerate(tokens):
+        nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+        after = tokens[index + 2] if index + 2 < len(tokens) else None
+        if token.is_name(database) and nxt is not None and nxt.text == "." and after is not None:
+            if after.kind in (Kind.WORD, Kind.QUOTED):
+                found.add(after.value)
+        elif (
+            token.is_keyword(*_REFERENCE_KEYWORDS)
+            and nxt is not None
+            and nxt.kind in (Kind.WORD, Kind.QUOTED)
+        ):
+            if after is None or after.text not in (".", "("):
+                found.add(nxt.value)
+        elif token.is_keyword("TABLE") and nxt is not None and nxt.kind is Kind.STRING:
+            found.add(nxt.value)  # dictionary SOURCE(CLICKHOUSE(TABLE 'name' ...))
+    return found
+
+
+def materialized_view_target(create_query: str) -> str | None:
+    """The `TO` table of a materialized view (None: the view keeps its data in an inner table)."""
+    tokens = significant(tokenize(create_query))
+    index = _index_after_object_name(tokens)
+    if index + 1 < len(tokens) and tokens[index].is_keyword("ON") and tokens[index + 1].is_keyword("CLUSTER"):
+        index += 3
+    if index < len(tokens) and tokens[index].is_keyword("TO"):
+        name_tokens = tokens[index + 1 : index + 4]
+        if len(name_tokens) == 3 and name_tokens[1].text == ".":
+            return name_tokens[2].value
+        return name_tokens[0].value if name_tokens else None
+    return None
+
+
+def _index_after_object_name(tokens: list[Token]) -> int:
+    index = 0
+    while index < len(tokens) and tokens[index].kind is Kind.WORD and not _is_object_name(tokens, index):
+        index += 1
+    if index + 2 < len(tokens) and tokens[index + 1].text == ".":
+        return index + 3
+    return index + 1
+
+
+_CREATE_WORDS = ("CREATE", "ATTACH", "OR", "REPLACE", "MATERIALIZED", "VIEW", "IF", "NOT", "EXISTS")
+
+
+def _is_object_name(tokens: list[Token], index: int) -> bool:
+    return not tokens[index].is_keyword(*_CREATE_WORDS)
+
+
+@dataclass(frozen=True)
+class ServerFeatures:
+    """What a server supports, detected from version() and system.settings."""
+
+    version: str
+    settings: frozenset[str]
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return parse_version(self.version)
+
+    @property
+    def ddl_dictionaries(self) -> bool:
+        return self.version_tuple >= (19, 17)
+
+    def ddl_settings(self) -> dict[str, int]:
+        """Settings that let CREATE accept types that were experimental on older servers."""
+        wanted = ("allow_experimental_low_cardinality_type", "allow_suspicious_low_cardinality_types")
+        return {name: 1 for name in wanted if name in self.settings}
+
+    def insert_settings(self) -> dict[str, int]:
+        """Copy row for row: no insert-time merging (ReplacingMergeTree etc.), synchronous remote inserts."""
+        wanted = {"optimize_on_insert": 0, "insert_distributed_sync": 1}
+        return {name: value for name, value in wanted.items() if name in self.settings}
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:4])

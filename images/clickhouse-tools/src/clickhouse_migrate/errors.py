@@ -1,0 +1,43 @@
+"""Failures the tool reports as one line, each with its own exit code (listed in --help)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2  # argparse: bad or missing flags, before any connection
+    UNREACHABLE = 3
+    AUTHENTICATION = 4
+    SOURCE_DATABASE_MISSING = 5
+    SAME_SOURCE_AND_DESTINATION = 6
+    UNSUPPORTED = 7  # a requested feature the server lacks (e.g. DDL dictionaries on the destination)
+    SELECTION = 8  # --tables names an object that does not exist, or a dependency cycle
+    COPY_FAILED = 9  # DDL or data copy of at least one object failed
+    VERIFY_MISMATCH = 10  # counts or checksums differ after the copy
+
+
+EXIT_CODE_HELP = """exit codes:
+  0  success
+  1  unexpected error
+  2  bad command line (nothing was contacted)
+  3  a server is unreachable
+  4  authentication failed
+  5  the source database does not exist
+  6  destination is the same server and database as the source
+  7  a requested feature is not supported by a server (e.g. DDL dictionaries before 19.17)
+  8  --tables names unknown objects, or the objects have a dependency cycle
+  9  creating or copying at least one object failed (all failures are listed)
+ 10  verification found a mismatch (every mismatching object is listed)
+codes 3-8 are raised before anything is written to the destination."""
+
+
+class MigrationError(Exception):
+    """An error with a clear one-line message and a dedicated exit code."""
+
+    def __init__(self, exit_code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message

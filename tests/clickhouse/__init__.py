@@ -1,0 +1,1 @@
+"""Tests of the ClickHouse migration tool against real ClickHouse servers (and chDB)."""

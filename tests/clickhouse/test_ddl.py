@@ -1,0 +1,60 @@
+"""DDL rewriting and inspection on tricky text (no server needed)."""
+
+from __future__ import annotations
+
+from clickhouse_migrate import ddl
+from clickhouse_migrate.connection import Endpoint
+from clickhouse_migrate.copy import remote_function
+from clickhouse_migrate.sql import mask_secret, quote_string
+from clickhouse_migrate.verify import checksum_expression
+
+
+def test_rewrites_qualified_names_only() -> None:
+    query = (
+        "CREATE VIEW shop.v (shop UInt8) AS SELECT shop, 'shop.t' AS s FROM shop.t "
+        "JOIN `shop`.`odd-name` USING (id) -- shop.comment\n"
+    )
+    rewritten = ddl.rewrite_database(query, "shop", "shop copy")
+    assert rewritten == (
+        "CREATE VIEW `shop copy`.v (shop UInt8) AS SELECT shop, 'shop.t' AS s FROM `shop copy`.t "
+        "JOIN `shop copy`.`odd-name` USING (id) -- shop.comment\n"
+    )
+
+
+def test_rewrites_engine_database_arguments_and_local_dictionary_sources() -> None:
+    buffer = "CREATE TABLE a.buf (x UInt8) ENGINE = Buffer(a, dest, 16, 10, 100, 10, 100, 10, 100)"
+    assert "Buffer(`b`, dest," in ddl.rewrite_database(buffer, "a", "b")
+    local = (
+        "CREATE DICTIONARY a.d (id UInt64) PRIMARY KEY id SOURCE(CLICKHOUSE(TABLE 't' DB 'a')) LAYOUT(FLAT())"
+    )
+    assert "DB 'b'" in ddl.rewrite_database(local, "a", "b")
+    remote = local.replace("TABLE 't'", "HOST 'other' TABLE 't'")
+    assert "DB 'a'" in ddl.rewrite_database(remote, "a", "b")  # another server's database: unchanged
+
+
+def test_references_and_materialized_view_targets() -> None:
+    mv_to = "CREATE MATERIALIZED VIEW shop.mv TO shop.totals (d Date) AS SELECT d FROM shop.events"
+    assert ddl.referenced_names(mv_to, "shop") == {"mv", "totals", "events"}
+    assert ddl.materialized_view_target(mv_to) == "totals"
+    inner = "CREATE MATERIALIZED VIEW shop.mv (d Date) ENGINE = MergeTree ORDER BY d AS SELECT d FROM events"
+    assert ddl.materialized_view_target(inner) is None
+    assert "events" in ddl.referenced_names(inner, "shop")
+    assert "numbers" not in ddl.referenced_names("CREATE VIEW shop.v AS SELECT * FROM numbers(3)", "shop")
+
+
+def test_version_parsing() -> None:
+    assert ddl.parse_version("18.16.1") == (18, 16, 1)
+    assert not ddl.ServerFeatures("19.16.3.6", frozenset()).ddl_dictionaries
+    assert ddl.ServerFeatures("19.17.1.1", frozenset()).ddl_dictionaries
+
+
+def test_remote_function_escapes_and_masks_the_password() -> None:
+    endpoint = Endpoint("source", "ch", 9000, "u", "it's", "db")
+    function = remote_function(endpoint, ".inner.mv", secure=False)
+    assert function == "remote('ch:9000', 'db', '.inner.mv', 'u', 'it\\'s')"
+    assert quote_string("it's") not in mask_secret(function, "it's")
+
+
+def test_checksum_hashes_unsupported_types_through_text() -> None:
+    expression = checksum_expression([("a", "UInt64"), ("u", "UUID"), ("n", "Array(Nullable(UInt8))")])
+    assert expression == "sum(cityHash64(`a`, toString(`u`), toString(`n`)))"

@@ -1,0 +1,95 @@
+"""Every preflight failure: one clear line on stderr, a distinct exit code, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import fixture_db
+from .conftest import Servers, base_args, run_tool
+from .servers import free_port
+
+pytestmark = pytest.mark.usefixtures("destination_snapshot")
+
+
+def assert_one_line_error(stderr: str, expected: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("clickhouse-migrate: error:"), stderr
+    assert expected in lines[0], stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--destination-secure-flag", "maybe"], "expected y or n"),
+        (["--execute-query-on", "both"], "invalid choice"),
+        (["--parallelism", "0"], "expected 1..64"),
+        (["--source-port", "99999"], "not a TCP port"),
+    ],
+)
+def test_bad_flags_fail_before_connecting(servers: Servers, flags: list[str], message: str) -> None:
+    # An unroutable source: had the tool tried to connect, it would fail with 3, not 2.
+    args = base_args(servers, "never", **{"--source-host": "192.0.2.1"}) + flags
+    run = run_tool(args)
+    assert run.returncode == 2
+    assert message in run.stderr and run.stdout == ""
+
+
+def test_missing_required_flag(servers: Servers) -> None:
+    args = [arg for arg in base_args(servers, "never") if arg not in ("--source-db", fixture_db.DATABASE)]
+    run = run_tool(args)
+    assert run.returncode == 2 and "--source-db" in run.stderr
+
+
+def test_unreachable_destination(servers: Servers) -> None:
+    port = free_port()
+    run = run_tool(base_args(servers, "never", **{"--destination-port": str(port)}))
+    assert run.returncode == 3
+    assert_one_line_error(run.stderr, f"cannot reach destination 127.0.0.1:{port}")
+
+
+def test_unresolvable_source(servers: Servers) -> None:
+    run = run_tool(base_args(servers, "never", **{"--source-host": "no-such-host.invalid"}))
+    assert run.returncode == 3
+    assert_one_line_error(run.stderr, "cannot reach source no-such-host.invalid:")
+
+
+def test_wrong_destination_password(servers: Servers) -> None:
+    run = run_tool(base_args(servers, "never", **{"--destination-password": "wrong"}))
+    assert run.returncode == 4
+    assert_one_line_error(run.stderr, "authentication failed for user 'migrator' on destination")
+
+
+def test_wrong_source_password_from_environment(servers: Servers) -> None:
+    run = run_tool(base_args(servers, "never"), env={"CLICKHOUSE_SOURCE_PASSWORD": "wrong"})
+    assert run.returncode == 4
+    assert_one_line_error(run.stderr, "authentication failed for user 'migrator' on source")
+
+
+def test_destination_password_from_environment(servers: Servers) -> None:
+    args = base_args(servers, "never")
+    index = args.index("--destination-password")
+    del args[index : index + 2]
+    run = run_tool([*args, "--dry-run"], env={"CLICKHOUSE_DESTINATION_PASSWORD": "wrong"})
+    assert run.returncode == 4 and "on destination" in run.stderr
+
+
+def test_missing_source_database(servers: Servers) -> None:
+    run = run_tool(base_args(servers, "never", **{"--source-db": "no_such_db"}))
+    assert run.returncode == 5
+    assert_one_line_error(run.stderr, "source database 'no_such_db' does not exist")
+
+
+def test_destination_is_the_source(servers: Servers) -> None:
+    before = servers.source_client().execute("SELECT name FROM system.tables WHERE database = 'shop'")
+    same = {"--destination-host": "localhost", "--destination-port": str(servers.source.port)}
+    run = run_tool(base_args(servers, fixture_db.DATABASE, **same))
+    assert run.returncode == 6
+    assert_one_line_error(run.stderr, "is the source itself")
+    assert servers.source_client().execute("SELECT name FROM system.tables WHERE database = 'shop'") == before
+
+
+def test_unknown_table_in_filter(servers: Servers) -> None:
+    run = run_tool([*base_args(servers, "never"), "--tables", "events", "nope"])
+    assert run.returncode == 8
+    assert_one_line_error(run.stderr, "--tables names objects not in the source: nope")

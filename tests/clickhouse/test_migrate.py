@@ -1,0 +1,131 @@
+"""End to end against two real 18.16 servers: the destination equals the source object by object."""
+
+from __future__ import annotations
+
+import pytest
+from clickhouse_driver import Client
+
+from . import fixture_db
+from .conftest import Servers, ToolRun, base_args, run_tool
+
+MODES = ("destination", "source")
+
+
+def objects(client: Client, database: str) -> dict[str, tuple[str, str]]:
+    """name -> (engine, DDL with the database name replaced by a placeholder); inner tables excluded."""
+    rows = client.execute(
+        "SELECT name, engine, create_table_query FROM system.tables WHERE database = %(db)s", {"db": database}
+    )
+    return {
+        name: (engine, query.replace(f"{database}.", "DB."))
+        for name, engine, query in rows
+        if not name.startswith(".inner")
+    }
+
+
+def content(client: Client, database: str, name: str) -> list[tuple]:
+    """Every row, order-independent (the fixture tables are small enough to compare exactly)."""
+    return sorted(client.execute(f"SELECT * FROM `{database}`.`{name}`"), key=repr)
+
+
+def migrate(servers: Servers, mode: str, *extra: str) -> ToolRun:
+    args = base_args(servers, f"shop_{mode}", **{"--execute-query-on": mode})
+    skip = ["--skip-patterns", *fixture_db.SKIP_PATTERNS]
+    return run_tool([*args, *skip, "--verify", "--parallelism", "3", *extra])
+
+
+@pytest.fixture(scope="module", params=MODES)
+def migrated(request: pytest.FixtureRequest, servers: Servers) -> tuple[str, ToolRun]:
+    mode = request.param
+    return mode, migrate(servers, mode)
+
+
+def assert_destination_equals_source(servers: Servers, destination_db: str) -> None:
+    source, destination = servers.source_client(), servers.destination_client()
+    source_objects = objects(source, fixture_db.DATABASE)
+    destination_objects = objects(destination, destination_db)
+    assert sorted(destination_objects) == sorted(fixture_db.MIGRATED)
+    for name in fixture_db.MIGRATED:
+        assert destination_objects[name] == source_objects[name], f"DDL of {name} differs"
+        assert content(destination, destination_db, name) == content(source, fixture_db.DATABASE, name), name
+
+
+def test_destination_equals_source_object_by_object(servers: Servers, migrated: tuple[str, ToolRun]) -> None:
+    mode, run = migrated
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert_destination_equals_source(servers, f"shop_{mode}")
+
+
+def test_inner_table_materialized_view_has_its_rows(servers: Servers, migrated: tuple[str, ToolRun]) -> None:
+    mode, run = migrated
+    assert run.returncode == 0, run.stderr
+    destination = servers.destination_client()
+    inner = destination.execute(f"SELECT count() FROM `shop_{mode}`.`.inner.mv_inner`")[0][0]
+    source_rows = servers.source_client().execute("SELECT count() FROM shop.mv_inner")[0][0]
+    assert inner == source_rows > 0
+
+
+def test_skips_are_reported(migrated: tuple[str, ToolRun]) -> None:
+    _, run = migrated
+    skipped = {line.split("object=")[1].split()[0]: line for line in run.lines("skip")}
+    assert sorted(skipped) == sorted(fixture_db.SKIPPED_BY_PATTERN + fixture_db.SKIPPED_BY_DEPENDENCY)
+    assert "depends on skipped events_copy" in skipped["v_on_skipped"]
+    assert "skip pattern 'copy'" in skipped["events_copy"]
+
+
+def test_progress_lines_and_summary(migrated: tuple[str, ToolRun]) -> None:
+    _, run = migrated
+    print(run.stdout)
+    copies = {line.split("object=")[1].split()[0]: line for line in run.lines("copy")}
+    assert sorted(copies) == sorted(fixture_db.DATA_OBJECTS)
+    for field in ("rows=", "bytes=", "seconds=", "rows_per_s=", "status=ok"):
+        assert all(field in line for line in copies.values()), field
+    assert "rows=25000 " in copies["events"]
+    verified = run.lines("verify")
+    assert len(verified) == len(fixture_db.DATA_OBJECTS)
+    assert all("status=ok" in line for line in verified)
+    (summary,) = run.lines("summary")
+    assert f"created={len(fixture_db.MIGRATED)} " in summary
+    assert f"copied={len(fixture_db.DATA_OBJECTS)} " in summary and "failed=0 " in summary
+
+
+def test_dependency_order(migrated: tuple[str, ToolRun]) -> None:
+    _, run = migrated
+    created = [line.split("object=")[1].split()[0] for line in run.lines("create")]
+    position = {name: index for index, name in enumerate(created)}
+    assert position["events"] < position["v_daily"] < position["v_on_view"]
+    assert position["daily_totals"] < position["mv_daily_to"]
+    assert position["events"] < position["mv_inner"]
+
+
+def test_rerun_is_idempotent(servers: Servers, migrated: tuple[str, ToolRun]) -> None:
+    mode, _ = migrated
+    again = migrate(servers, mode)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(again.lines("drop")) == len(fixture_db.MIGRATED)
+    assert_destination_equals_source(servers, f"shop_{mode}")
+
+
+def test_tables_filter_and_dry_run(servers: Servers, destination_snapshot: None) -> None:
+    args = base_args(servers, "shop_filtered")
+    run = run_tool([*args, "--tables", "events", "v_daily", "v_on_skipped", "--dry-run"])
+    assert run.returncode == 0, run.stderr
+    planned = [line.split("object=")[1].split()[0] for line in run.lines("plan")]
+    assert planned == ["events", "v_daily"]
+    assert "estimated_rows=25000" in run.lines("plan")[0]
+    skipped = " ".join(run.lines("skip"))
+    assert 'object=customers reason="not listed in --tables"' in skipped
+    assert 'object=v_on_skipped reason="depends on skipped events_copy"' in skipped
+
+
+def test_tables_filter_copies_only_listed(servers: Servers) -> None:
+    run = run_tool([*base_args(servers, "shop_filtered"), "--tables", "events", "v_daily"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(objects(servers.destination_client(), "shop_filtered")) == ["events", "v_daily"]
+
+
+def test_dictionaries_on_18_16_are_reported_not_failed(servers: Servers) -> None:
+    run = run_tool([*base_args(servers, "shop_dicts"), "--tables", "tiny", "--migrate-dicts", "y"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    (notice,) = run.lines("notice")
+    assert "has no DDL dictionaries" in notice and "18.16" in notice
