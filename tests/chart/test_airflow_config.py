@@ -35,7 +35,7 @@ def test_required_airflow_cfg(manifests: list[Manifest]) -> None:
     assert int(cfg["kubernetes_executor"]["worker_pods_creation_batch_size"]) >= 4
     assert cfg["kubernetes_executor"]["delete_worker_pods"] == "True"
     assert int(cfg["scheduler"]["task_queued_timeout"]) >= 600
-    assert cfg["api"]["base_url"].startswith("http")
+    assert "base_url" not in cfg["api"] or cfg["api"]["base_url"].startswith("https://")
 
 
 def test_worker_namespace_gets_the_same_config(manifests: list[Manifest]) -> None:
@@ -132,4 +132,6 @@ def test_production_has_replicas_and_disruption_budgets() -> None:
     for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
         assert find(manifests, "Deployment", f"{RELEASE}-{component}")["spec"]["replicas"] == 2
         assert find(manifests, "PodDisruptionBudget", f"{RELEASE}-{component}")
-    assert airflow_cfg(manifests)["logging"]["remote_logging"] == "True"
+    cfg = airflow_cfg(manifests)
+    assert cfg["logging"]["remote_logging"] == "True"
+    assert cfg["api"]["base_url"] == "https://airflow.example.com"
