@@ -39,9 +39,10 @@ def test_presets_published_in_control_plane_and_worker_namespaces(manifests: lis
 
 def test_presets_shared_contract_sections(kind_manifests: list[Manifest]) -> None:
     document = presets(kind_manifests)
-    assert document["podDefaults"] == {
-        "onFinishAction": "delete_pod", "startupTimeoutSeconds": 600, "imagePullPolicy": "IfNotPresent",
-    }  # fmt: skip
+    defaults = document["podDefaults"]
+    assert (defaults["onFinishAction"], defaults["startupTimeoutSeconds"], defaults["imagePullPolicy"]) == (
+        "delete_pod", 600, "IfNotPresent",
+    )  # fmt: skip
     assert document["images"]["clickhouseTools"].rsplit(":", 1)[0] == "airflow-platform/clickhouse-tools"
     sync = document["clickhouseSync"]
     assert sync["credentialsSecret"] == "clickhouse-credentials"
@@ -93,3 +94,13 @@ def test_every_pool_needs_a_workload_namespace() -> None:
     workloads = json.dumps([namespace])
     error = render_error("--set-json", f"namespaces.workloads={workloads}")
     assert 'node pool "gpu" is not listed' in error
+
+
+def test_job_pod_security_contexts_pass_restricted(manifests: list[Manifest]) -> None:
+    """Job namespaces enforce `restricted`: the published security contexts must satisfy it."""
+    defaults = presets(manifests)["podDefaults"]
+    assert defaults["securityContext"]["runAsNonRoot"] is True
+    assert defaults["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = defaults["containerSecurityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
