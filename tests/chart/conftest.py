@@ -1,90 +1,10 @@
-"""Renders the chart with the real helm binary (.tools/bin/helm) and hands the manifests to the tests."""
+"""Fixtures: the chart rendered once per values file (session-wide cache)."""
 
 from __future__ import annotations
 
-import configparser
-import json
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "airflow-platform"
-HELM = ROOT / ".tools" / "bin" / "helm"
-RELEASE = "airflow-platform"
-NAMESPACE = "airflow"
-VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
-POOLS = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())
-
-Manifest = dict[str, Any]
-
-
-def helm(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    if not HELM.exists():
-        pytest.fail(f"{HELM} is missing: run `make tools`")
-    return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=check, **kwargs)
-
-
-def render(values_file: str = "values.yaml", *extra: str) -> list[Manifest]:
-    """`helm template` of the chart as the lead installs it (release airflow-platform in airflow)."""
-    result = helm(
-        "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-        "--values", str(CHART / values_file), *extra,
-    )  # fmt: skip
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def render_error(*extra: str) -> str:
-    """stderr of a `helm template` that must fail."""
-    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra, check=False)
-    assert result.returncode != 0, "helm template accepted values that must be rejected"
-    return result.stderr
-
-
-def find(manifests: list[Manifest], kind: str, name: str, namespace: str | None = None) -> Manifest:
-    matches = [
-        m for m in manifests
-        if m["kind"] == kind and m["metadata"]["name"] == name
-        and (namespace is None or m["metadata"].get("namespace") == namespace)
-    ]  # fmt: skip
-    assert len(matches) == 1, f"expected one {kind} {namespace}/{name}, found {len(matches)}"
-    return matches[0]
-
-
-def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
-    return [m for m in manifests if m["kind"] == kind]
-
-
-def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(label, pod spec) of every workload, helm test pod and the executor pod template."""
-    for manifest in manifests:
-        kind, name = manifest["kind"], manifest["metadata"]["name"]
-        if kind in {"Deployment", "StatefulSet", "Job"}:
-            yield f"{kind}/{name}", manifest["spec"]["template"]["spec"]
-        elif kind == "Pod":
-            yield f"Pod/{name}", manifest["spec"]
-        elif kind == "ConfigMap" and "pod_template_file.yaml" in manifest.get("data", {}):
-            yield "executor-pod-template", yaml.safe_load(manifest["data"]["pod_template_file.yaml"])["spec"]
-
-
-def executor_pod_template(manifests: list[Manifest]) -> Manifest:
-    config_map = find(manifests, "ConfigMap", f"{RELEASE}-pod-template", NAMESPACE)
-    return yaml.safe_load(config_map["data"]["pod_template_file.yaml"])
-
-
-def airflow_cfg(manifests: list[Manifest], namespace: str = NAMESPACE) -> dict[str, dict[str, str]]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(find(manifests, "ConfigMap", f"{RELEASE}-config", namespace)["data"]["airflow.cfg"])
-    return {section: dict(parser[section]) for section in parser.sections()}
-
-
-def presets(manifests: list[Manifest], namespace: str = NAMESPACE) -> dict[str, Any]:
-    config_map = find(manifests, "ConfigMap", f"{RELEASE}-pool-presets", namespace)
-    return json.loads(config_map["data"]["presets.json"])
+from .rendering import VALUES_FILES, Manifest, render
 
 
 @pytest.fixture(scope="session", params=VALUES_FILES)

@@ -10,8 +10,9 @@ import time
 
 import pytest
 import requests
-from conftest import NAMESPACE, RELEASE, ROOT, Manifest, find, render
-from pod_runner import PodRunner
+
+from .pod_runner import PodRunner
+from .rendering import NAMESPACE, RELEASE, ROOT, Manifest, find, render
 
 pytestmark = pytest.mark.docker
 

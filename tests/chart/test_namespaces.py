@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NAMESPACE, RELEASE, Manifest, find, of_kind, render
+
+from .rendering import NAMESPACE, RELEASE, Manifest, find, of_kind, render
 
 CREATED = ("airflow-workers", "airflow-jobs", "airflow-gpu-jobs")
 

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import POOLS, Manifest, pod_specs
+from .rendering import Manifest, pod_specs, pool_placement
 
 LONG_RUNNING = ("Deployment/", "StatefulSet/")
 PLATFORM_IMAGES = tuple(
     f"airflow-platform/{name}" for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools")
 )
-
-
-def pool_placement(pool: str) -> tuple[list[dict], dict]:
-    definition = POOLS["pools"][pool]
-    tolerations = [
-        {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
-        for t in definition["taints"]
-    ]
-    expressions = [
-        {"key": k, "operator": "In", "values": [v]} for k, v in sorted(definition["labels"].items())
-    ]
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": expressions}]
-            }
-        }
-    }
-    return tolerations, affinity
 
 
 def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CHART, NAMESPACE, POOLS, Manifest, presets, render, render_error
-from test_pods import pool_placement
+
+from .rendering import CHART, NAMESPACE, POOLS, Manifest, pool_placement, presets, render, render_error
 
 WORKERS = "airflow-workers"
 EXPECTED_NAMESPACE = {"general": "airflow-jobs", "ssd": "airflow-jobs", "gpu": "airflow-gpu-jobs"}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NAMESPACE, RELEASE, Manifest, find, of_kind
+
+from .rendering import NAMESPACE, RELEASE, Manifest, find, of_kind
 
 WORKERS = "airflow-workers"
 WORKLOAD_NAMESPACES = ("airflow-jobs", "airflow-gpu-jobs")

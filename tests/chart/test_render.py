@@ -7,7 +7,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CHART, ROOT, VALUES_FILES, Manifest, helm, of_kind, pod_specs
+
+from .rendering import CHART, ROOT, VALUES_FILES, Manifest, helm, of_kind, pod_specs
 
 KUBERNETES_VERSION = next(
     line.split("=", 1)[1].strip()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CHART, POOLS, find, render, render_error
+
+from .rendering import CHART, POOLS, find, render, render_error
 
 # (id, helm arguments, text the error must contain: the offending key's path)
 INVALID = [

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind, pod_specs, render
 from cryptography.fernet import Fernet
-from fake_kube_api import fake_kube_api
+
+from .fake_kube_api import fake_kube_api
+from .rendering import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind, pod_specs, render
 
 GENERATED = {
     *(
