@@ -1,0 +1,50 @@
+"""The chart as installed by `make up` on the kind cluster: `helm test` passes, every platform pod is
+Ready and placed on its pool, the namespaces carry what the chart rendered."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .rendering import HELM, NAMESPACE, POOLS, RELEASE, helm
+
+pytestmark = pytest.mark.cluster
+
+PLATFORM_NAMESPACES = (NAMESPACE, "airflow-workers", "airflow-jobs", "airflow-gpu-jobs")
+
+
+@pytest.fixture(scope="module")
+def core():
+    from kubernetes import client, config
+
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
+    return client.CoreV1Api()
+
+
+def test_helm_test_hook_passes() -> None:
+    result = helm("test", RELEASE, "--namespace", NAMESPACE, "--timeout", "5m", check=False)
+    assert result.returncode == 0, f"{HELM} test failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_platform_pods_are_ready_on_the_general_pool(core) -> None:
+    pool_label = POOLS["poolLabelKey"]
+    nodes = {node.metadata.name: node.metadata.labels.get(pool_label) for node in core.list_node().items}
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    pods = [
+        p for ns in PLATFORM_NAMESPACES for p in core.list_namespaced_pod(ns, label_selector=selector).items
+    ]
+    long_running = [
+        p for p in pods if p.status.phase not in {"Succeeded"} and "helm-test" not in p.metadata.name
+    ]
+    assert long_running, "no platform pods found: is the release installed (make up)?"
+    for pod in long_running:
+        ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready")
+        assert ready == "True", f"{pod.metadata.namespace}/{pod.metadata.name} is not Ready"
+        assert nodes[pod.spec.node_name] == "general", pod.metadata.name
+
+
+def test_live_namespaces_enforce_restricted(core) -> None:
+    for namespace in PLATFORM_NAMESPACES[1:]:
+        labels = core.read_namespace(namespace).metadata.labels
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted", namespace
