@@ -11,6 +11,8 @@ SKIPPED_BY_PATTERN = ("events_copy", "test_data", "backup_2024", "dict_source")
 SKIPPED_BY_DEPENDENCY = ("v_on_skipped",)
 MIGRATED = (
     "audit_log",
+    "by_day",
+    "by_region",
     "customers",
     "daily_totals",
     "empty_table",
@@ -49,6 +51,11 @@ def load(client: Client, database: str = DATABASE) -> None:
             n Nullable(Int32), a Array(Nullable(UInt8)), u UUID, e Enum8('red' = 1, 'green' = 2),
             f FixedString(4), d Decimal(9, 3), t Tuple(UInt8, String)
         ) ENGINE = TinyLog""",
+        # Partition values 18.16 prints unquoted (Date, String with a quote): the per-partition copy
+        # must turn them into literals.
+        f"CREATE TABLE {db}.by_day (day Date, n UInt32) ENGINE = MergeTree PARTITION BY day ORDER BY n",
+        f"""CREATE TABLE {db}.by_region (region String, n UInt32) ENGINE = MergeTree
+            PARTITION BY region ORDER BY n""",
         f"CREATE TABLE {db}.sessions_mem (id UInt32, started DateTime) ENGINE = Memory",
         f"CREATE TABLE {db}.empty_table (id UInt64, label String) ENGINE = MergeTree ORDER BY id",
         f"""CREATE TABLE {db}.`odd-name` (`key with space` UInt32, value String)
@@ -82,6 +89,9 @@ def load(client: Client, database: str = DATABASE) -> None:
             [toUInt8(number), NULL], generateUUIDv4(), if(number % 2 = 0, 'red', 'green'), 'abcd',
             toDecimal32(number, 3) / 8,
             (toUInt8(number), toString(number)) FROM numbers(64)""",
+        f"INSERT INTO {db}.by_day SELECT toDate('2024-02-27') + number % 4, number FROM numbers(400)",
+        f"""INSERT INTO {db}.by_region SELECT arrayElement(['eu west', 'it''s', 'us'], number % 3 + 1), number
+            FROM numbers(300)""",
         f"INSERT INTO {db}.sessions_mem SELECT number, toDateTime('2024-01-01 00:00:00') FROM numbers(1000)",
         f"INSERT INTO {db}.`odd-name` SELECT number, 'it''s' FROM numbers(10)",
         f"INSERT INTO {db}.events_copy SELECT number FROM numbers(100)",

@@ -16,6 +16,7 @@ from .report import Reporter
 PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
 DEFAULT_PARALLELISM = 4
 MAX_PARALLELISM = 64
+DEFAULT_SPLIT_ROWS = 1_000_000
 
 
 def yes_no(value: str) -> bool:
@@ -39,6 +40,12 @@ def parallelism(value: str) -> int:
     if not 1 <= number <= MAX_PARALLELISM:
         raise argparse.ArgumentTypeError(f"expected 1..{MAX_PARALLELISM}, got {value!r}")
     return number
+
+
+def non_negative(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return int(value)
 
 
 def non_empty(value: str) -> str:
@@ -117,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"tables copied concurrently (default {DEFAULT_PARALLELISM})",
     )
     parser.add_argument(
+        "--partition-split-min-rows",
+        type=non_negative,
+        default=DEFAULT_SPLIT_ROWS,
+        metavar="N",
+        help="copy partitioned MergeTree tables with at least N rows one partition per query, in parallel "
+        f"(default {DEFAULT_SPLIT_ROWS}; 0 disables)",
+    )
+    parser.add_argument(
         "--verify",
         action="store_true",
         help="compare an order-independent checksum too (row counts are always compared)",
@@ -153,6 +168,7 @@ def options_from(args: argparse.Namespace) -> Options:
         ),
         execute_on=args.execute_query_on,
         parallelism=args.parallelism,
+        partition_split_min_rows=args.partition_split_min_rows,
         verify_checksums=args.verify,
         dry_run=args.dry_run,
     )

@@ -10,7 +10,7 @@ from clickhouse_driver import Client
 from . import ddl
 from .catalog import DbObject, ObjectKind, read_catalog
 from .connection import Endpoint, Server, first_line, same_server
-from .copy import CopyRoute, copy_in_parallel, copy_object
+from .copy import CopyRoute, CopyTask, copy_in_parallel, partition_tasks
 from .errors import ExitCode, MigrationError
 from .plan import Plan, Selection, build_plan
 from .report import CopyResult, Reporter
@@ -25,6 +25,7 @@ class Options:
     selection: Selection = field(default_factory=Selection)
     execute_on: str = "destination"  # "source" | "destination"
     parallelism: int = 4
+    partition_split_min_rows: int = 1_000_000  # copy bigger partitioned tables partition by partition
     verify_checksums: bool = False
     dry_run: bool = False
 
@@ -142,14 +143,20 @@ def execute(options: Options, plan: Plan, source: Server, destination: Server, r
         tables = [
             obj for obj in plan.tables if create(destination, ddl_client, obj, options, outcome, reporter)
         ]
-        data_tables = [obj for obj in tables if obj.has_data]
-        outcome.copies += copy_in_parallel(route, data_tables, settings, reporter, options.parallelism)
+        tasks = [
+            task
+            for obj in tables
+            if obj.has_data
+            for task in partition_tasks(
+                source, options.source.database, obj, options.partition_split_min_rows
+            )
+        ]
+        outcome.copies += copy_in_parallel(route, tasks, settings, reporter, options.parallelism)
         for obj in plan.dependents:
             if create(destination, ddl_client, obj, options, outcome, reporter) and obj.has_data:
                 # Right after creating it, before any view that reads it exists (no double inserts).
-                result = copy_object(route, obj, settings, reporter)
-                reporter.copied(result, 1, 1)
-                outcome.copies.append(result)
+                task = CopyTask(obj, estimated_rows=obj.estimated_rows or 0)
+                outcome.copies += copy_in_parallel(route, [task], settings, reporter, 1)
     finally:
         ddl_client.disconnect()
     outcome.failed.update({result.name: result.error for result in outcome.copies if result.error})

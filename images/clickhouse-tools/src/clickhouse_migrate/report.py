@@ -22,6 +22,7 @@ class CopyResult:
     rows: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    started: float = 0.0  # time.monotonic() at start (to merge partition copies)
     error: str | None = None
 
     @property
