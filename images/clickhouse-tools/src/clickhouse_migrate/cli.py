@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parallelism,
         default=DEFAULT_PARALLELISM,
         metavar="N",
-        help=f"tables copied concurrently (default {DEFAULT_PARALLELISM})",
+        help=f"copy queries run at once: tables, or partitions of big tables (default {DEFAULT_PARALLELISM})",
     )
     parser.add_argument(
         "--partition-split-min-rows",
