@@ -32,7 +32,7 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    with clickhouse_pair() as (source, destination):
+    with clickhouse_pair(destination_tls=True) as (source, destination):
         fixture_db.load(source.client())
         yield Servers(source, destination)
 

@@ -39,7 +39,7 @@ CONFIG_TEMPLATE = """<?xml version="1.0"?>
   </logger>
   <listen_host>127.0.0.1</listen_host>
   <tcp_port>{tcp_port}</tcp_port>
-  <http_port>{http_port}</http_port>
+{tls}  <http_port>{http_port}</http_port>
   <path>{root}/data/</path>
   <tmp_path>{root}/tmp/</tmp_path>
   <user_files_path>{root}/user_files/</user_files_path>
@@ -52,6 +52,22 @@ CONFIG_TEMPLATE = """<?xml version="1.0"?>
   <timezone>UTC</timezone>
   <max_concurrent_queries>100</max_concurrent_queries>
 </yandex>
+"""
+
+# Native TLS port with a self-signed certificate; as a client (remoteSecure) the server accepts any cert.
+TLS_TEMPLATE = """  <tcp_port_secure>{secure_port}</tcp_port_secure>
+  <openSSL>
+    <server>
+      <certificateFile>{root}/server.crt</certificateFile>
+      <privateKeyFile>{root}/server.key</privateKeyFile>
+      <verificationMode>none</verificationMode>
+      <disableProtocols>sslv2,sslv3</disableProtocols>
+    </server>
+    <client>
+      <verificationMode>none</verificationMode>
+      <invalidCertificateHandler><name>AcceptCertificateHandler</name></invalidCertificateHandler>
+    </client>
+  </openSSL>
 """
 
 USERS_TEMPLATE = """<?xml version="1.0"?>
@@ -85,6 +101,7 @@ class ServerInfo:
     port: int
     http_port: int
     root: Path
+    secure_port: int | None = None  # native TLS port (self-signed certificate), when started with tls=True
 
     def client(self, user: str = "default", password: str = "", **kwargs: object) -> Client:
         return Client(self.host, port=self.port, user=user, password=password, **kwargs)
@@ -108,14 +125,44 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _write_config(root: Path, tcp_port: int, http_port: int) -> Path:
+def _self_signed_certificate(root: Path) -> None:
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(root / "server.key"),
+            "-out",
+            str(root / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _write_config(info: ServerInfo) -> Path:
+    root = info.root
+    tls = ""
+    if info.secure_port:
+        _self_signed_certificate(root)
+        tls = TLS_TEMPLATE.format(root=root, secure_port=info.secure_port)
     for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "users.xml").write_text(
         USERS_TEMPLATE.format(user=MIGRATOR_USER, password=_xml_escape(MIGRATOR_PASSWORD))
     )
     config = root / "config.xml"
-    config.write_text(CONFIG_TEMPLATE.format(root=root, tcp_port=tcp_port, http_port=http_port))
+    config.write_text(
+        CONFIG_TEMPLATE.format(root=root, tcp_port=info.port, http_port=info.http_port, tls=tls)
+    )
     return config
 
 
@@ -141,11 +188,18 @@ def _wait_ready(info: ServerInfo, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def clickhouse_server(name: str) -> Iterator[ServerInfo]:
+def clickhouse_server(name: str, *, tls: bool = False) -> Iterator[ServerInfo]:
     """Start one server in a fresh temp dir; stop it and remove the dir on exit."""
     root = Path(tempfile.mkdtemp(prefix=f"clickhouse-{name}-"))
-    info = ServerInfo(name=name, host="127.0.0.1", port=free_port(), http_port=free_port(), root=root)
-    config = _write_config(root, info.port, info.http_port)
+    info = ServerInfo(
+        name=name,
+        host="127.0.0.1",
+        port=free_port(),
+        http_port=free_port(),
+        root=root,
+        secure_port=free_port() if tls else None,
+    )
+    config = _write_config(info)
     started = time.monotonic()
     process = subprocess.Popen(
         [server_binary(), f"--config-file={config}"],
@@ -175,7 +229,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def clickhouse_pair() -> Iterator[tuple[ServerInfo, ServerInfo]]:
-    """A source and a destination server, both on loopback."""
-    with clickhouse_server("source") as source, clickhouse_server("destination") as destination:
+def clickhouse_pair(*, destination_tls: bool = False) -> Iterator[tuple[ServerInfo, ServerInfo]]:
+    """A source and a destination server, both on loopback (the destination optionally with TLS too)."""
+    with (
+        clickhouse_server("source") as source,
+        clickhouse_server("destination", tls=destination_tls) as destination,
+    ):
         yield source, destination

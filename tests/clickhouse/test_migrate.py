@@ -144,3 +144,41 @@ def test_dictionaries_on_18_16_are_reported_not_failed(servers: Servers) -> None
     assert run.returncode == 0, run.stdout + run.stderr
     (notice,) = run.lines("notice")
     assert "has no DDL dictionaries" in notice and "18.16" in notice
+
+
+def test_tls_destination(servers: Servers) -> None:
+    """--destination-secure-flag y: the tool talks TLS to the destination, which pulls from the source."""
+    assert servers.destination.secure_port
+    tls = {"--destination-port": str(servers.destination.secure_port), "--destination-secure-flag": "y"}
+    run = run_tool([*base_args(servers, "shop_tls", **tls), "--tables", "events", "tiny", "--verify"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    destination = servers.destination_client()
+    assert content(destination, "shop_tls", "tiny") == content(servers.source_client(), "shop", "tiny")
+
+
+def test_tls_destination_with_certificate_verification(servers: Servers) -> None:
+    """The test certificate is self-signed: verification must refuse it, before any write."""
+    tls = {
+        "--destination-port": str(servers.destination.secure_port),
+        "--destination-secure-flag": "y",
+        "--destination-verify-flag": "y",
+    }
+    run = run_tool(base_args(servers, "shop_tls_verified", **tls))
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "certificate verify failed" in run.stderr
+    assert "shop_tls_verified" not in {
+        row[0] for row in servers.destination_client().execute("SHOW DATABASES")
+    }
+
+
+def test_push_to_tls_destination_needs_remote_secure(servers: Servers) -> None:
+    """18.16 has no remoteSecure(): pushing to a TLS destination is refused in preflight."""
+    tls = {
+        "--destination-port": str(servers.destination.secure_port),
+        "--destination-secure-flag": "y",
+        "--execute-query-on": "source",
+    }
+    run = run_tool(base_args(servers, "shop_tls_push", **tls))
+    assert run.returncode == 7, run.stdout + run.stderr
+    assert "has no remoteSecure() table function" in run.stderr
+    assert "shop_tls_push" not in {row[0] for row in servers.destination_client().execute("SHOW DATABASES")}

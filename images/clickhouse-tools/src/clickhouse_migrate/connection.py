@@ -78,8 +78,13 @@ class Server:
     def connect(self) -> None:
         """Open the connection and detect features; raise MigrationError (exit 3/4) on failure."""
         version = self.query("SELECT version()")[0][0]
-        names = self.query("SELECT name FROM system.settings")
-        self.features = ServerFeatures(version=version, settings=frozenset(row[0] for row in names))
+        settings = self.query("SELECT name FROM system.settings")
+        functions = self.query("SELECT name FROM system.table_functions")
+        self.features = ServerFeatures(
+            version=version,
+            settings=frozenset(row[0] for row in settings),
+            table_functions=frozenset(row[0] for row in functions),
+        )
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         self._check_allowed(sql)

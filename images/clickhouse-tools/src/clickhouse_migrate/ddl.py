@@ -117,6 +117,7 @@ class ServerFeatures:
 
     version: str
     settings: frozenset[str]
+    table_functions: frozenset[str] = frozenset()
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

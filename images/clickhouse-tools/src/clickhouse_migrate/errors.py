@@ -27,7 +27,7 @@ EXIT_CODE_HELP = """exit codes:
   4  authentication failed
   5  the source database does not exist
   6  destination is the same server and database as the source
-  7  a requested feature is not supported by a server (e.g. DDL dictionaries before 19.17)
+  7  a server lacks a requested feature (DDL dictionaries before 19.17, remoteSecure() on 18.16)
   8  --tables names unknown objects, or the objects have a dependency cycle
   9  creating or copying at least one object failed (all failures are listed)
  10  verification found a mismatch (every mismatching object is listed)

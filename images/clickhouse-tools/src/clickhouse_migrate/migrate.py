@@ -78,7 +78,21 @@ def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
     return source, destination
 
 
+def check_copy_route(options: Options, source: Server, destination: Server) -> None:
+    """The executing server must have the table function the copy needs (18.16 has no remoteSecure)."""
+    push = options.execute_on == "source"
+    executor = source if push else destination
+    function = "remoteSecure" if push and options.destination.secure else "remote"
+    if function not in executor.features.table_functions:
+        raise MigrationError(
+            ExitCode.UNSUPPORTED,
+            f"{executor.endpoint.role} server {executor.features.version} has no {function}() table function"
+            + (": use --execute-query-on destination for a TLS destination" if push else ""),
+        )
+
+
 def plan_migration(options: Options, source: Server, destination: Server, reporter: Reporter) -> Plan:
+    check_copy_route(options, source, destination)
     selection = options.selection
     if selection.migrate_dicts and not source.features.ddl_dictionaries:
         reporter.event(
