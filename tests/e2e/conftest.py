@@ -135,7 +135,13 @@ def record_timing(section: str, values: dict[str, object]) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Prints the timings table (make up phases, task latencies, idle memory) after the e2e run."""
-    if not TIMINGS_FILE.exists():
+    ran_e2e = any(
+        report.nodeid.startswith("tests/e2e/")
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if hasattr(report, "nodeid")
+    )
+    if not ran_e2e or not TIMINGS_FILE.exists():
         return
     timings = json.loads(TIMINGS_FILE.read_text())
     terminalreporter.section("platform timings and figures (.cache/timings.json)")

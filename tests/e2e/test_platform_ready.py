@@ -1,0 +1,39 @@
+"""The installed release is up: every workload of the chart runs (checked with pytest-helm-charts)."""
+
+from __future__ import annotations
+
+import pykube
+import pytest
+from pytest_helm_charts.clusters import Cluster
+from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
+from pytest_helm_charts.k8s.job import wait_for_jobs_to_complete
+from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
+
+pytestmark = pytest.mark.cluster
+
+RELEASE = "airflow-platform"
+AIRFLOW_DEPLOYMENTS = [
+    f"{RELEASE}-{name}" for name in ("api-server", "scheduler", "dag-processor", "triggerer")
+]
+
+
+def test_airflow_components_run(kube_cluster: Cluster) -> None:
+    deployments = wait_for_deployments_to_run(kube_cluster.kube_client, AIRFLOW_DEPLOYMENTS, "airflow", 300)
+    assert sorted(d.name for d in deployments) == sorted(AIRFLOW_DEPLOYMENTS)
+
+
+def test_bundled_postgres_runs(kube_cluster: Cluster) -> None:
+    wait_for_stateful_sets_to_run(kube_cluster.kube_client, [f"{RELEASE}-postgres"], "airflow", 300)
+
+
+def test_demo_clickhouse_pair_runs_and_is_loaded(kube_cluster: Cluster) -> None:
+    client = kube_cluster.kube_client
+    wait_for_deployments_to_run(client, ["clickhouse-source", "clickhouse-destination"], "airflow-jobs", 300)
+    # The loader Job's name carries the Helm revision that created it.
+    loaders = [
+        job.name
+        for job in pykube.Job.objects(client).filter(namespace="airflow-jobs")
+        if job.name.startswith("clickhouse-demo-data-")
+    ]
+    assert loaders, "the demo data loader Job is missing"
+    wait_for_jobs_to_complete(client, loaders, "airflow-jobs", 600)
