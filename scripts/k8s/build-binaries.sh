@@ -8,10 +8,20 @@
 set -euo pipefail
 
 readonly K8S_VERSION="${KUBERNETES_VERSION:?set KUBERNETES_VERSION, e.g. v1.35.4}"
-readonly OUT_DIR="$1"; shift
+mkdir -p "$1"
+OUT_DIR="$(cd "$1" && pwd)"; readonly OUT_DIR; shift
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly WRAPPER="$ROOT/.cache/k8s-wrapper/$K8S_VERSION"
 readonly STAGING_VERSION="v0.${K8S_VERSION#v1.}"
+# Every command any caller builds: the wrapper's go.sum must cover all of them.
+readonly ALL_COMMANDS=(kubectl kubelet kubeadm kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
+
+tools_go() {
+  local name
+  printf 'package tools\n\nimport (\n'
+  for name in "${ALL_COMMANDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$name"; done
+  printf ')\n'
+}
 
 write_wrapper_module() {
   local upstream_gomod
@@ -25,7 +35,7 @@ write_wrapper_module() {
   go mod edit -json "$upstream_gomod" \
     | jq -r '.Replace[] | select(.New.Path | startswith("./staging/")) | .Old.Path' \
     | while read -r module; do go mod edit -replace="$module=$module@$STAGING_VERSION"; done
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kubectl"\n' >tools.go
+  tools_go >tools.go
   go mod tidy >/dev/null 2>&1 || go mod tidy
 }
 
@@ -39,7 +49,10 @@ version_ldflags() {
   echo "$flags"
 }
 
-[[ -f "$WRAPPER/go.sum" ]] || (write_wrapper_module)
+# Regenerate when missing or made for a shorter command list.
+if [[ ! -f "$WRAPPER/go.sum" ]] || ! diff -q <(tools_go) "$WRAPPER/tools.go" >/dev/null; then
+  (write_wrapper_module)
+fi
 mkdir -p "$OUT_DIR"
 for name in "$@"; do
   start=$SECONDS

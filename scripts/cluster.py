@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Lifecycle of the local kind cluster: `up` (idempotent) and `down`.
+
+The kind config is generated from node-pools/pools.yaml: one control plane plus one worker per
+pool, labelled and tainted (NoSchedule) as the pool says. `kind.extendedResources` of a pool (the
+simulated nvidia.com/gpu) is advertised by patching the node status, as Kubernetes documents for
+extended resources without a device plugin: nothing backs it, it only makes GPU scheduling testable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+POOLS_FILE = ROOT / "node-pools" / "pools.yaml"
+NODE_IMAGE_FILE = ROOT / ".cache" / "node-image" / "current-image"
+CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "airflow-platform")
+KUBECONFIG = Path(os.environ.get("KUBECONFIG", ROOT / ".cache" / "kubeconfig"))
+READY_TIMEOUT_S = 300
+
+
+def log(message: str) -> None:
+    print(f"[cluster] {message}", flush=True)
+
+
+def run(*args: str, capture: bool = False, check: bool = True, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PATH": f"{ROOT / '.tools/bin'}:{os.environ['PATH']}"}
+    result = subprocess.run(args, check=check, text=True, capture_output=capture, input=stdin, env=env)
+    return result.stdout if capture else ""
+
+
+def kubectl(*args: str, capture: bool = True, check: bool = True, stdin: str | None = None) -> str:
+    return run(
+        "kubectl", "--context", f"kind-{CLUSTER_NAME}", *args, capture=capture, check=check, stdin=stdin
+    )
+
+
+def load_pools() -> dict:
+    return yaml.safe_load(POOLS_FILE.read_text())["pools"]
+
+
+def worker_node(pool: dict) -> dict:
+    taints = [{**taint, "effect": taint.get("effect", "NoSchedule")} for taint in pool.get("taints", [])]
+    join_patch = {"kind": "JoinConfiguration", "nodeRegistration": {"taints": taints}}
+    return {
+        "role": "worker",
+        "labels": dict(pool["labels"]),
+        "kubeadmConfigPatches": [yaml.safe_dump(join_patch)],
+    }
+
+
+def kind_config(pools: dict) -> dict:
+    # Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise; such hosts are still common.
+    kubelet_patch = {"kind": "KubeletConfiguration", "failCgroupV1": False}
+    return {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": CLUSTER_NAME,
+        "kubeadmConfigPatches": [yaml.safe_dump(kubelet_patch)],
+        "nodes": [{"role": "control-plane"}, *(worker_node(pool) for pool in pools.values())],
+    }
+
+
+def timed(name: str, func: Callable[..., None], *args: object) -> None:
+    start = time.monotonic()
+    log(f"--- {name}")
+    func(*args)
+    log(f"--- {name} done in {time.monotonic() - start:.1f} s")
+
+
+def cluster_exists() -> bool:
+    return CLUSTER_NAME in run("kind", "get", "clusters", capture=True).split()
+
+
+def create_cluster(pools: dict) -> None:
+    if cluster_exists():
+        log(f"cluster {CLUSTER_NAME} exists: reusing it")
+        return
+    if not NODE_IMAGE_FILE.exists():
+        sys.exit("no node image built yet: run `make node-image` first")
+    image = NODE_IMAGE_FILE.read_text().strip()
+    config = ROOT / ".cache" / f"kind-{CLUSTER_NAME}.yaml"
+    config.write_text(yaml.safe_dump(kind_config(pools), sort_keys=False))
+    log(f"creating {CLUSTER_NAME} from {image} (config {config.relative_to(ROOT)})")
+    run(
+        "kind",
+        "create",
+        "cluster",
+        "--name",
+        CLUSTER_NAME,
+        "--image",
+        image,
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(KUBECONFIG),
+        "--wait",
+        f"{READY_TIMEOUT_S}s",
+    )
+
+
+def export_kubeconfig() -> None:
+    KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)
+    run("kind", "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(KUBECONFIG))
+
+
+def nodes_by_pool(pools: dict) -> dict[str, str]:
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    found = {}
+    for pool_name, pool in pools.items():
+        for node in nodes:
+            if pool["labels"].items() <= node["metadata"].get("labels", {}).items():
+                found[pool_name] = node["metadata"]["name"]
+    return found
+
+
+def advertise_extended_resources(pools: dict) -> None:
+    nodes = nodes_by_pool(pools)
+    for pool_name, pool in pools.items():
+        resources = (pool.get("kind") or {}).get("extendedResources") or {}
+        if not resources:
+            continue
+        node = nodes[pool_name]
+        log(f"advertising simulated {resources} on {node} (pool {pool_name})")
+        patch = {"status": {"capacity": resources}}
+        kubectl("patch", "node", node, "--subresource=status", "--type=merge", "-p", json.dumps(patch))
+        wait_until(
+            lambda node=node, resources=resources: allocatable_has(node, resources),
+            f"{node} allocatable {resources}",
+        )
+
+
+def allocatable_has(node: str, resources: dict[str, str]) -> bool:
+    allocatable = json.loads(kubectl("get", "node", node, "-o", "json"))["status"].get("allocatable", {})
+    return all(allocatable.get(name) == value for name, value in resources.items())
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(2)
+
+
+def wait_ready() -> None:
+    kubectl("wait", "--for=condition=Ready", "nodes", "--all", f"--timeout={READY_TIMEOUT_S}s", capture=False)
+    kubectl(
+        "-n",
+        "kube-system",
+        "rollout",
+        "status",
+        "deployment/coredns",
+        f"--timeout={READY_TIMEOUT_S}s",
+        capture=False,
+    )
+
+
+def check_dns() -> None:
+    """Resolves the API service name from a pod: proves CNI, kube-proxy and CoreDNS together."""
+    image = helper_image()
+    overrides = {
+        "spec": {
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}],
+            "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+        }
+    }
+    name = "dns-check"
+    kubectl("delete", "pod", name, "--ignore-not-found", "--wait=true")
+
+    def resolves() -> bool:
+        out = kubectl(
+            "run",
+            name,
+            "--rm",
+            "-i",
+            "--quiet",
+            "--restart=Never",
+            f"--image={image}",
+            "--image-pull-policy=IfNotPresent",
+            f"--overrides={json.dumps(overrides)}",
+            "--pod-running-timeout=2m",
+            "--",
+            "getent",
+            "hosts",
+            "kubernetes.default.svc.cluster.local",
+            check=False,
+        )
+        return "kubernetes.default.svc.cluster.local" in out
+
+    wait_until(resolves, "CoreDNS to answer from a pod")
+    log("CoreDNS answers from a pod")
+
+
+def helper_image() -> str:
+    """An image with a shell and getent that every node has: local-path-provisioner's helper."""
+    config = json.loads(
+        kubectl("-n", "local-path-storage", "get", "configmap", "local-path-config", "-o", "json")
+    )
+    return yaml.safe_load(config["data"]["helperPod.yaml"])["spec"]["containers"][0]["image"]
+
+
+def up() -> None:
+    pools = load_pools()
+    timed("create", create_cluster, pools)
+    export_kubeconfig()
+    timed("wait for nodes and CoreDNS", wait_ready)
+    timed("extended resources", advertise_extended_resources, pools)
+    timed("DNS from a pod", check_dns)
+    log(f"cluster {CLUSTER_NAME} ready; KUBECONFIG={KUBECONFIG}")
+
+
+def down() -> None:
+    if cluster_exists():
+        run("kind", "delete", "cluster", "--name", CLUSTER_NAME, "--kubeconfig", str(KUBECONFIG))
+    else:
+        log(f"no cluster {CLUSTER_NAME}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "down", "config"])
+    action = parser.parse_args().action
+    if action == "config":
+        print(yaml.safe_dump(kind_config(load_pools()), sort_keys=False))
+    else:
+        {"up": up, "down": down}[action]()
+
+
+if __name__ == "__main__":
+    main()
