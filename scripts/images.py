@@ -19,6 +19,8 @@ Local CAs: the host's extra CA certificates (IMAGES_EXTRA_CA_DIR, default /usr/l
 where Debian keeps locally added CAs, e.g. of a TLS-inspecting proxy) go into the context under
 images/base/ca-certificates/ and are trusted by the images, so pip can reach PyPI behind such a proxy.
 IMAGES_EXTRA_CA_DIR="" disables that.
+
+IMAGES_TAG overrides the tag (e.g. a release tag in CI).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ AIRFLOW_SIZE_LIMIT = 1_000_000_000
 LOG_DIR = ROOT / ".cache" / "images"
 DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
 BUILD_CA_DIR = "images/base/ca-certificates"  # every Dockerfile COPYs it
+LOADED_ID_LABEL = "airflow-platform.io/docker-image-id"  # on images loaded into kind nodes
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
 
 
 def image_tag() -> str:
+    if os.environ.get("IMAGES_TAG"):
+        return os.environ["IMAGES_TAG"]
     digest = hashlib.sha256()
     all_paths = (*(path for image in IMAGES for path in image.context_paths), BASE_BUILD_SCRIPT)
     for name, path in build_files(all_paths).items():
@@ -173,7 +178,6 @@ def build_lines(image: Image, tag: str, base_image: str) -> Iterator[str]:
     command = [
         "docker", "build", *progress, "-f", image.dockerfile, "-t", image.ref(tag),
         "--build-arg", f"BASE_IMAGE={base_image}",
-        "--label", f"org.opencontainers.image.version={tag}",
         "-",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -280,6 +284,69 @@ def kind_binary() -> str:
     return str(local) if local.exists() else (shutil.which("kind") or "kind")
 
 
+def image_id(ref: str) -> str:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", ref], check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
+def kind_nodes(cluster: str) -> list[str]:
+    result = subprocess.run(
+        [kind_binary(), "get", "nodes", "--name", cluster], check=True, capture_output=True, text=True
+    )
+    return result.stdout.split()
+
+
+def node_refs(node: str, image_filter: str) -> list[str]:
+    """Image references in the node's containerd (k8s.io namespace) matching a ctr filter."""
+    result = subprocess.run(
+        ["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", image_filter],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.split()
+
+
+def node_ctr(node: str, *args: str) -> None:
+    subprocess.run(
+        ["docker", "exec", node, "ctr", "-n", "k8s.io", "images", *args], check=True, capture_output=True
+    )
+
+
+def place_on_node(node: str, ref: str, local_id: str) -> bool:
+    """Makes `ref` available on the node without a transfer when it can: True if nothing is left to load.
+
+    Every image this script loads is labelled with its Docker image ID, so the same content under an
+    older tag (e.g. only the DAGs changed) is re-tagged on the node instead of copied again."""
+    containerd_ref = f"docker.io/{ref}"
+    if node_refs(node, f"name=={containerd_ref}"):
+        return True
+    same_content = node_refs(node, f'labels."{LOADED_ID_LABEL}"=={local_id}')
+    if not same_content:
+        return False
+    node_ctr(node, "tag", same_content[0], containerd_ref)
+    node_ctr(node, "label", containerd_ref, f"{LOADED_ID_LABEL}={local_id}")
+    return True
+
+
+def load_one(image: Image, tag: str, cluster: str, nodes: list[str]) -> str:
+    ref = image.ref(tag)
+    local_id = image_id(ref)
+    to_load = [node for node in nodes if not place_on_node(node, ref, local_id)]
+    if not to_load:
+        return "already on every node (same content)"
+    subprocess.run(
+        [kind_binary(), "load", "docker-image", "--name", cluster, "--nodes", ",".join(to_load), ref],
+        check=True,
+        capture_output=True,
+    )
+    for node in to_load:
+        node_ctr(node, "label", f"docker.io/{ref}", f"{LOADED_ID_LABEL}={local_id}")
+    return f"copied to {len(to_load)} of {len(nodes)} node(s)"
+
+
 def command_load(names: list[str]) -> None:
     tag = image_tag()
     cluster = os.environ.get("CLUSTER_NAME", "airflow-platform")
@@ -288,11 +355,14 @@ def command_load(names: list[str]) -> None:
     if missing:
         log(f"not built yet for tag {tag}: {missing}; building them first")
         command_build(missing)
+    nodes = kind_nodes(cluster)
+    if not nodes:
+        sys.exit(f"[images] kind cluster {cluster!r} has no nodes; run `make cluster` first")
     for index, image in enumerate(images, start=1):
         start = time.monotonic()
-        log(f"({index}/{len(images)}) loading {image.ref(tag)} into kind cluster {cluster}")
-        subprocess.run([kind_binary(), "load", "docker-image", "--name", cluster, image.ref(tag)], check=True)
-        log(f"({index}/{len(images)}) {image.name}: loaded in {time.monotonic() - start:.0f} s")
+        log(f"({index}/{len(images)}) {image.ref(tag)} -> kind cluster {cluster} ({len(nodes)} nodes)")
+        outcome = load_one(image, tag, cluster, nodes)
+        log(f"({index}/{len(images)}) {image.name}: {outcome} in {time.monotonic() - start:.0f} s")
 
 
 def command_push(registry: str) -> None:

@@ -72,3 +72,8 @@ def test_unknown_base_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGES_BASE", "somewhere")
     with pytest.raises(SystemExit, match="IMAGES_BASE"):
         images_script.resolve_base_image()
+
+
+def test_images_tag_overrides_the_content_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGES_TAG", "1.2.3")
+    assert images_script.image_tag() == "1.2.3"
