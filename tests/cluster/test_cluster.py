@@ -20,6 +20,12 @@ SLEEP = ["sleep", "3600"]
 TOLERATE_ALL = [{"operator": "Exists", "effect": "NoSchedule"}]
 
 
+def pod_log(core: client.CoreV1Api, namespace: str, name: str) -> str:
+    # the raw response: this client version returns the repr of bytes when it decodes the log itself
+    response = core.read_namespaced_pod_log(name, namespace, _preload_content=False)
+    return response.data.decode().strip()
+
+
 def create(core: client.CoreV1Api, namespace: str, manifest: dict) -> None:
     create_from_dict(core.api_client, manifest, namespace=namespace)
 
@@ -100,7 +106,7 @@ def test_pvc_binds_and_a_pod_writes_to_it(core, pools, namespace, test_image):
     )
     create(core, namespace, writer)
     wait_phase(core, namespace, "writer", {"Succeeded"})
-    assert core.read_namespaced_pod_log("writer", namespace).strip() == "persisted"
+    assert pod_log(core, namespace, "writer") == "persisted"
     pvc = core.read_namespaced_persistent_volume_claim("data", namespace)
     assert pvc.status.phase == "Bound"
     assert pvc.spec.storage_class_name == "standard"
@@ -178,7 +184,7 @@ def test_locally_built_image_loaded_with_kind_runs(core, pools, namespace, test_
     )
     create(core, namespace, manifest)
     wait_phase(core, namespace, "loaded", {"Succeeded"})
-    assert core.read_namespaced_pod_log("loaded", namespace).strip() == "loaded-by-kind"
+    assert pod_log(core, namespace, "loaded") == "loaded-by-kind"
 
 
 def network_policy(name: str, ingress: list[dict]) -> dict:
