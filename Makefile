@@ -60,9 +60,12 @@ test-cluster: venv cluster ## Cluster tests (pools, storage, DNS, NetworkPolicy)
 	$(PYTEST) tests/cluster
 
 ## --- Images and platform --------------------------------------------------------------------------
-.PHONY: images load e2e bench clean
+.PHONY: images images-lock load e2e bench clean
 images: docker ## Build every image under images/ (air-gapped capable), with sizes and timings
 	$(VENV)/bin/python scripts/images.py build
+
+images-lock: venv ## Regenerate images/airflow/constraints.txt (pip freeze in the image's own Python)
+	$(VENV)/bin/python scripts/images.py lock
 
 load: tools ## Load the images into the kind cluster
 	$(VENV)/bin/python scripts/images.py load
