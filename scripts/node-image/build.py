@@ -336,6 +336,7 @@ def build_node(bins: dict[str, Path], base: str, images: list[str], expected: di
     if image_key(ref) == key:
         log(f"{ref} up to date")
         return ref
+    previous = image_id(ref)
     name = f"airflow-platform-node-build-{os.getpid()}"
     run(
         "docker",
@@ -364,7 +365,17 @@ def build_node(bins: dict[str, Path], base: str, images: list[str], expected: di
         run("docker", "rmi", f"{ref}-unfinished", stdout=subprocess.DEVNULL)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    if previous and previous != image_id(ref):
+        # the replaced node image is >1 GB; it stays only while a cluster still uses it
+        subprocess.run(["docker", "rmi", previous], capture_output=True)
     return ref
+
+
+def image_id(ref: str) -> str | None:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def import_images(container: str, images: list[str]) -> None:
