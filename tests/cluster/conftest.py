@@ -21,12 +21,6 @@ KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cache" / "kubeconfig"))
 TOOLS_PATH = f"{ROOT / '.tools/bin'}:{os.environ['PATH']}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(item.fspath).is_relative_to(Path(__file__).parent):
-            item.add_marker(pytest.mark.cluster)
-
-
 @pytest.fixture(scope="session")
 def pools() -> dict:
     return yaml.safe_load(POOLS_FILE.read_text())["pools"]

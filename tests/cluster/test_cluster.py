@@ -15,6 +15,8 @@ from tests.cluster.conftest import (
     wait_phase,
 )
 
+pytestmark = pytest.mark.cluster
+
 SLEEP = ["sleep", "3600"]
 # Every pool taint tolerated: only resources or affinity decide where such a pod lands.
 TOLERATE_ALL = [{"operator": "Exists", "effect": "NoSchedule"}]
