@@ -142,11 +142,10 @@ def client_pod(core, namespace: str, name: str, pool: dict, image: str, labels: 
     wait_phase(core, namespace, name, {"Running"})
 
 
-def fetch(core, namespace: str, pod: str, host: str) -> str | None:
-    """What the server at host:8080 says to pod, or None when the connection fails."""
-    code, output = exec_in(
-        core, namespace, pod, ["timeout", "4", "bash", "-c", f"cat < /dev/tcp/{host}/8080"]
-    )
+def fetch(core, namespace: str, pod: str, host: str, port: int = 8080) -> str | None:
+    """What the server at host:port says to pod, or None when the connection fails."""
+    command = ["timeout", "4", "bash", "-c", f"cat < /dev/tcp/{host}/{port}"]
+    code, output = exec_in(core, namespace, pod, command)
     return output.strip() if code == 0 else None
 
 
@@ -165,12 +164,8 @@ def test_service_name_resolves_and_answers_from_a_pod(core, pools, namespace, te
     assert code == 0, output
     cluster_ip = core.read_namespaced_service("hello", namespace).spec.cluster_ip
     assert output.split()[0] == cluster_ip
-    answer = wait_for(
-        lambda: exec_in(core, namespace, "client", ["timeout", "4", "bash", "-c", "cat < /dev/tcp/hello/80"])[
-            1
-        ],
-        "the service to answer",
-    )
+    # by its short name, through the search path and the service's cluster IP
+    answer = wait_for(lambda: fetch(core, namespace, "client", "hello", port=80), "the service to answer")
     assert answer.strip() == "hello from server"
 
 
