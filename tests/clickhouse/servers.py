@@ -104,6 +104,7 @@ class ServerInfo:
     secure_port: int | None = None  # native TLS port (self-signed certificate), when started with tls=True
 
     def client(self, user: str = "default", password: str = "", **kwargs: object) -> Client:
+        kwargs.setdefault("send_receive_timeout", 60)  # a stuck test query fails instead of hanging
         return Client(self.host, port=self.port, user=user, password=password, **kwargs)
 
 

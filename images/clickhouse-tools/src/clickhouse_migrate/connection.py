@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
@@ -45,9 +46,11 @@ class Endpoint:
 
 
 def first_line(error: BaseException) -> str:
+    """The server's or library's message without stack trace: one line for a report."""
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    return line.removeprefix("DB::Exception: ").rstrip(". ")
+    line = re.sub(r"\.?\s*Stack trace:.*$", "", line.removeprefix("DB::Exception: "))
+    return line.rstrip(". ")
 
 
 class Server:

@@ -123,7 +123,24 @@ def plan_migration(options: Options, source: Server, destination: Server, report
         )
     for name, reason in plan.skipped.items():
         reporter.event("skip", object=name, reason=reason)
+    warn_about_foreign_views(destination, options.destination.database, plan, reporter)
     return plan
+
+
+def warn_about_foreign_views(destination: Server, database: str, plan: Plan, reporter: Reporter) -> None:
+    """Materialized views that exist only on the destination fire when the copy inserts into their source
+    tables (and would change tables of the plan): say so up front; verification will name the effect."""
+    planned = {obj.name for obj in plan.ordered}
+    for obj in read_catalog(destination.query, database):
+        if obj.kind is not ObjectKind.MATERIALIZED_VIEW or obj.name in planned:
+            continue
+        fed_by = sorted((obj.depends_on - {obj.mv_target}) & planned)
+        if fed_by:
+            reporter.event(
+                "warning",
+                object=obj.name,
+                reason=f"destination-only materialized view reads {', '.join(fed_by)}: the copy will fire it",
+            )
 
 
 def estimate_rows(source: Server, database: str, objects: Sequence[DbObject]) -> None:
