@@ -93,3 +93,10 @@ def test_unknown_table_in_filter(servers: Servers) -> None:
     run = run_tool([*base_args(servers, "never"), "--tables", "events", "nope"])
     assert run.returncode == 8
     assert_one_line_error(run.stderr, "--tables names objects not in the source: nope")
+
+
+def test_empty_skip_pattern_list_is_accepted(servers: Servers) -> None:
+    """A DAG that expands an empty pattern list passes `--skip-patterns` alone: it means skip nothing."""
+    run = run_tool([*base_args(servers, "never"), "--tables", "tiny", "--skip-patterns", "--dry-run"])
+    assert run.returncode == 0, run.stderr
+    assert "object=tiny" in run.lines("plan")[0]

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--skip-patterns",
-        nargs="+",
+        nargs="*",  # an empty list (a DAG expanding no patterns) means: skip nothing
         default=[],
         metavar="P",
         help="skip objects whose name contains any of these substrings",

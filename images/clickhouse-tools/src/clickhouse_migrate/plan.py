@@ -24,18 +24,23 @@ class Plan:
     @property
     def tables(self) -> list[DbObject]:
         """Phase 1: tables that only depend on other tables (created and copied before any view)."""
-        return [obj for obj in self.ordered if self._in_first_phase(obj)]
+        first = self._first_phase()
+        return [obj for obj in self.ordered if obj.name in first]
 
     @property
     def dependents(self) -> list[DbObject]:
         """Phase 2: views, materialized views, dictionaries and what depends on them, in order."""
-        return [obj for obj in self.ordered if not self._in_first_phase(obj)]
+        first = self._first_phase()
+        return [obj for obj in self.ordered if obj.name not in first]
 
-    def _in_first_phase(self, obj: DbObject) -> bool:
-        kinds = {o.name: o.kind for o in self.ordered}
-        return obj.kind is ObjectKind.TABLE and all(
-            kinds.get(dep) is ObjectKind.TABLE for dep in obj.depends_on
-        )
+    def _first_phase(self) -> set[str]:
+        kinds = {obj.name: obj.kind for obj in self.ordered}
+        return {
+            obj.name
+            for obj in self.ordered
+            if obj.kind is ObjectKind.TABLE
+            and all(kinds.get(dep) is ObjectKind.TABLE for dep in obj.depends_on)
+        }
 
 
 def build_plan(catalog: Sequence[DbObject], selection: Selection) -> Plan:
