@@ -105,10 +105,12 @@ def run() -> dict[str, object]:
                 f"tool {tool_seconds[-1]:.2f}s",
                 flush=True,
             )
+    load = os.getloadavg()[0]
     native_rate = ROWS / min(native_seconds)
     tool_rate = ROWS / min(tool_seconds)
     ratio = tool_rate / native_rate
     print(f"[bench] rows copied:                 {ROWS:,}")
+    print(f"[bench] machine:                     load average {load:.1f} on {os.cpu_count()} CPUs")
     print(f"[bench] native INSERT SELECT remote: {native_rate:,.0f} rows/s (best of {ROUNDS})")
     print(f"[bench] clickhouse-migrate (tool):   {tool_rate:,.0f} rows/s (best of {ROUNDS}, whole process)")
     print(
@@ -123,6 +125,8 @@ def run() -> dict[str, object]:
         "tool_rows_per_s": round(tool_rate),
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
+        "load_average_1m": round(load, 2),
+        "cpus": os.cpu_count(),
         "native_seconds": [round(value, 3) for value in native_seconds],
         "tool_seconds": [round(value, 3) for value in tool_seconds],
     }
