@@ -2,7 +2,8 @@
 
 Each server runs as the current user with its own temp directory, XML config (`<yandex>` root, as 18.16
 expects), loopback-only listeners on free ports, no interserver port, and two users: `default` without a
-password and `migrator` with one (for authentication tests and password plumbing).
+password and `migrator` with one (for authentication tests and password plumbing). 18.16 runs as root
+without extra flags (checked); the destination can also listen with TLS (self-signed, `openssl`).
 """
 
 from __future__ import annotations
