@@ -36,8 +36,26 @@ def migrate(servers: Servers, mode: str, *extra: str) -> ToolRun:
     return run_tool([*args, *skip, *split, "--verify", "--parallelism", "3", *extra])
 
 
+def source_state(servers: Servers) -> dict[str, tuple[tuple[str, str], list[tuple]]]:
+    """DDL and content of every object of the source database (inner tables included)."""
+    client = servers.source.client()
+    rows = client.execute(
+        "SELECT name, engine, create_table_query FROM system.tables WHERE database = 'shop'"
+    )
+    state = {}
+    for name, engine, query in rows:
+        data = content(client, "shop", name) if engine not in ("View",) else []
+        state[name] = ((engine, query), data)
+    return state
+
+
+@pytest.fixture(scope="module")
+def source_before(servers: Servers) -> dict[str, tuple[tuple[str, str], list[tuple]]]:
+    return source_state(servers)
+
+
 @pytest.fixture(scope="module", params=MODES)
-def migrated(request: pytest.FixtureRequest, servers: Servers) -> tuple[str, ToolRun]:
+def migrated(request: pytest.FixtureRequest, servers: Servers, source_before: dict) -> tuple[str, ToolRun]:
     mode = request.param
     return mode, migrate(servers, mode)
 
@@ -56,6 +74,11 @@ def test_destination_equals_source_object_by_object(servers: Servers, migrated: 
     mode, run = migrated
     assert run.returncode == 0, run.stdout + run.stderr
     assert_destination_equals_source(servers, f"shop_{mode}")
+
+
+def test_source_is_untouched(servers: Servers, migrated: tuple[str, ToolRun], source_before: dict) -> None:
+    assert migrated[1].returncode == 0
+    assert source_state(servers) == source_before
 
 
 def test_inner_table_materialized_view_has_its_rows(servers: Servers, migrated: tuple[str, ToolRun]) -> None:
