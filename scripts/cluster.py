@@ -26,6 +26,7 @@ NODE_IMAGE_FILE = ROOT / ".cache" / "node-image" / "current-image"
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "airflow-platform")
 KUBECONFIG = Path(os.environ.get("KUBECONFIG", ROOT / ".cache" / "kubeconfig"))
 READY_TIMEOUT_S = 300
+DNS_NAME = "kubernetes.default.svc.cluster.local"
 
 
 def log(message: str) -> None:
@@ -178,31 +179,35 @@ def check_dns() -> None:
     kubectl("delete", "pod", name, "--ignore-not-found", "--wait=true")
 
     def resolves() -> bool:
-        out = kubectl(
-            "run",
-            name,
-            "--rm",
-            "-i",
-            "--quiet",
-            "--restart=Never",
-            f"--image={image}",
-            "--image-pull-policy=IfNotPresent",
-            f"--overrides={json.dumps(overrides)}",
-            "--pod-running-timeout=2m",
-            "--",
-            "getent",
-            "hosts",
-            "kubernetes.default.svc.cluster.local",
-            check=False,
-        )
-        return "kubernetes.default.svc.cluster.local" in out
+        try:
+            kubectl(
+                "run",
+                name,
+                "--rm",
+                "-i",
+                "--quiet",
+                "--restart=Never",
+                f"--image={image}",
+                "--image-pull-policy=IfNotPresent",
+                f"--overrides={json.dumps(overrides)}",
+                "--pod-running-timeout=2m",
+                "--",
+                "sh",
+                "-c",
+                # getent in our helper image, nslookup in kind's busybox-based one (official node image)
+                f"getent hosts {DNS_NAME} || nslookup {DNS_NAME}",
+            )
+        except subprocess.CalledProcessError:  # kubectl run exits with the pod's exit code
+            kubectl("delete", "pod", name, "--ignore-not-found", "--wait=true")
+            return False
+        return True
 
     wait_until(resolves, "CoreDNS to answer from a pod")
     log("CoreDNS answers from a pod")
 
 
 def helper_image() -> str:
-    """An image with a shell and getent that every node has: local-path-provisioner's helper."""
+    """A shell image every node has: local-path-provisioner's helper."""
     config = json.loads(
         kubectl("-n", "local-path-storage", "get", "configmap", "local-path-config", "-o", "json")
     )
