@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from clickhouse_migrate import ddl
+from clickhouse_migrate.catalog import DbObject, ObjectKind
 from clickhouse_migrate.connection import Endpoint
 from clickhouse_migrate.copy import remote_function
+from clickhouse_migrate.plan import Selection, build_plan
 from clickhouse_migrate.sql import mask_secret, quote_string
 from clickhouse_migrate.verify import checksum_expression
 
@@ -58,3 +60,32 @@ def test_remote_function_escapes_and_masks_the_password() -> None:
 def test_checksum_hashes_unsupported_types_through_text() -> None:
     expression = checksum_expression([("a", "UInt64"), ("u", "UUID"), ("n", "Array(Nullable(UInt8))")])
     assert expression == "sum(cityHash64(`a`, toString(`u`), toString(`n`)))"
+
+
+def test_replicated_engines_lose_their_zookeeper_arguments() -> None:
+    cases = {
+        "ReplicatedReplacingMergeTree('/tables/{shard}/a/r', '{replica}', v)": "ReplacingMergeTree(v)",
+        "ReplicatedMergeTree('/p', '{replica}')": "MergeTree()",
+        "ReplicatedMergeTree('/p', 'r1', d, (id, d), 8192)": "MergeTree(d, (id, d), 8192)",
+        "ReplicatedMergeTree": "MergeTree",
+    }
+    for engine, expected in cases.items():
+        query = f"CREATE TABLE a.r (d Date, id UInt64, v UInt32) ENGINE = {engine} ORDER BY id"
+        assert (
+            ddl.unreplicate(query)
+            == f"CREATE TABLE a.r (d Date, id UInt64, v UInt32) ENGINE = {expected} ORDER BY id"
+        )
+
+
+def test_stream_consumers_are_skipped() -> None:
+    kafka = DbObject("queue", "Kafka", "CREATE TABLE a.queue (x UInt8) ENGINE = Kafka", ObjectKind.TABLE)
+    table = DbObject(
+        "t", "MergeTree", "CREATE TABLE a.t (x UInt8) ENGINE = MergeTree ORDER BY x", ObjectKind.TABLE
+    )
+    view = DbObject(
+        "v", "View", "CREATE VIEW a.v AS SELECT x FROM a.queue", ObjectKind.VIEW, depends_on={"queue"}
+    )
+    plan = build_plan([kafka, table, view], Selection())
+    assert [obj.name for obj in plan.ordered] == ["t"]
+    assert "consumes a stream" in plan.skipped["queue"]
+    assert plan.skipped["v"] == "depends on skipped queue"

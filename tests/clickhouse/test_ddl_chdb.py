@@ -131,3 +131,17 @@ def test_destination_objects_point_at_the_destination(chdb: Chdb, migrated: list
     chdb(f"INSERT INTO {DESTINATION_DB}.events (id, kind, attrs) VALUES (7, 'x', map())")
     assert chdb(f"SELECT n FROM {DESTINATION_DB}.totals WHERE kind = 'x'")[0][0] == 1
     assert chdb(f"SELECT count() FROM {SOURCE_DB}.totals WHERE kind = 'x'")[0][0] == 0
+
+
+def test_unreplicated_ddl_executes(chdb: Chdb) -> None:
+    """chDB has no ZooKeeper: the replicated source DDL cannot run there, its rewrite must."""
+    source = (
+        f"CREATE TABLE {SOURCE_DB}.replicated (id UInt64, v UInt32) ENGINE = "
+        f"ReplicatedReplacingMergeTree('/tables/{{shard}}/{SOURCE_DB}/replicated', '{{replica}}', v) "
+        "ORDER BY id"
+    )
+    chdb(ddl.unreplicate(ddl.rewrite_database(source, SOURCE_DB, DESTINATION_DB)))
+    engine = chdb(
+        f"SELECT engine FROM system.tables WHERE database = '{DESTINATION_DB}' AND name = 'replicated'"
+    )
+    assert engine == [["ReplacingMergeTree"]]

@@ -43,6 +43,10 @@ class DbObject:
         return self.kind is ObjectKind.TABLE and self.engine.endswith(_DATA_ENGINE_SUFFIXES)
 
     @property
+    def replicated(self) -> bool:
+        return self.kind is ObjectKind.TABLE and self.engine.startswith("Replicated")
+
+    @property
     def label(self) -> str:
         if self.kind is ObjectKind.MATERIALIZED_VIEW:
             return f"materialized_view(to={self.mv_target})" if self.mv_target else "materialized_view(inner)"

@@ -44,6 +44,48 @@ def rewrite_database(create_query: str, source_db: str, destination_db: str) -> 
     return render(tokens)
 
 
+def unreplicate(create_query: str) -> str:
+    """`Replicated*MergeTree('zk path', 'replica', args...)` -> `*MergeTree(args...)`.
+
+    A replicated table recreated with the source's ZooKeeper path would join the source's replication
+    (and replicate the copy back into the source) when both servers share ZooKeeper: the destination
+    gets the plain engine with the same data parameters instead.
+    """
+    tokens = tokenize(create_query)
+    positions = [index for index, token in enumerate(tokens) if token.kind is not Kind.SPACE]
+    for rank, index in enumerate(positions):
+        token = tokens[index]
+        if not (token.kind is Kind.WORD and re.fullmatch(r"Replicated\w*MergeTree", token.text)):
+            continue
+        tokens[index] = Token(Kind.WORD, token.text.removeprefix("Replicated"))
+        if rank + 1 < len(positions) and tokens[positions[rank + 1]].text == "(":
+            _drop_replication_arguments(tokens, positions[rank + 1])
+        break
+    return render(tokens)
+
+
+def _drop_replication_arguments(tokens: list[Token], open_index: int) -> None:
+    """Remove the first two top-level arguments (ZooKeeper path, replica name) after `(`."""
+    depth, commas, index = 0, 0, open_index
+    while index < len(tokens):
+        text = tokens[index].text
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif text == "," and depth == 1:
+            commas += 1
+            if commas == 2:
+                break
+        index += 1
+    end = index + 1 if commas == 2 else index  # keep the closing parenthesis when no data arguments follow
+    while end < len(tokens) and tokens[end].kind is Kind.SPACE:
+        end += 1
+    del tokens[open_index + 1 : end]
+
+
 def _names(token: Token, name: str) -> bool:
     return token.kind in (Kind.WORD, Kind.QUOTED, Kind.STRING) and token.value == name
 

@@ -123,6 +123,14 @@ def plan_migration(options: Options, source: Server, destination: Server, report
         )
     for name, reason in plan.skipped.items():
         reporter.event("skip", object=name, reason=reason)
+    for obj in plan.ordered:
+        if obj.replicated:
+            reporter.event(
+                "notice",
+                object=obj.name,
+                message=f"{obj.engine} is recreated as {obj.engine.removeprefix('Replicated')}: with the "
+                "source's ZooKeeper path it would join (and write to) the source's replication",
+            )
     warn_about_foreign_views(destination, options.destination.database, plan, reporter)
     return plan
 
@@ -237,6 +245,8 @@ def create(
         reporter.event("create", object=obj.name, status="failed", error=outcome.failed[obj.name])
         return False
     statement = ddl.rewrite_database(obj.create_query, options.source.database, options.destination.database)
+    if obj.replicated:
+        statement = ddl.unreplicate(statement)
     try:
         destination.run(client, statement, settings=destination.features.ddl_settings())
     except MigrationError:

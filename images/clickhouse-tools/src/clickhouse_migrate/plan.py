@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from .catalog import DbObject, ObjectKind, dependency_order
 from .errors import ExitCode, MigrationError
 
+# Engines that consume a stream: a second copy on the destination would take messages (or files) away
+# from the source's consumers, so they are never recreated.
+CONSUMER_ENGINES = frozenset({"Kafka", "RabbitMQ", "NATS", "S3Queue", "AzureQueue", "FileLog"})
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -70,6 +74,8 @@ def skip_reason(obj: DbObject, selection: Selection) -> str | None:
         return f"name matches skip pattern '{matching[0]}'"
     if selection.tables is not None and obj.name not in selection.tables:
         return "not listed in --tables"
+    if obj.engine in CONSUMER_ENGINES:
+        return f"{obj.engine} engine consumes a stream: a copy would compete with the source's consumers"
     if obj.kind is ObjectKind.DICTIONARY and not selection.migrate_dicts:
         return "dictionary (use --migrate-dicts y)"
     return None
