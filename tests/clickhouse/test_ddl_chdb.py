@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from clickhouse_migrate import ddl
 from clickhouse_migrate.catalog import ObjectKind, read_catalog
+from clickhouse_migrate.migrate import Outcome, creation_blocker
 from clickhouse_migrate.plan import Selection, build_plan
 from clickhouse_migrate.sql import quote_string
 
@@ -145,3 +146,18 @@ def test_unreplicated_ddl_executes(chdb: Chdb) -> None:
         f"SELECT engine FROM system.tables WHERE database = '{DESTINATION_DB}' AND name = 'replicated'"
     )
     assert engine == [["ReplacingMergeTree"]]
+
+
+def test_masked_secrets_block_recreation(chdb: Chdb) -> None:
+    """Current servers print dictionary passwords as '[HIDDEN]': such DDL must not be replayed."""
+    chdb(
+        f"""CREATE DICTIONARY {SOURCE_DB}.secret_dict (id UInt64, name String) PRIMARY KEY id
+        SOURCE(CLICKHOUSE(TABLE 'names' DB '{SOURCE_DB}' USER 'default' PASSWORD 'p4ss')) LAYOUT(HASHED())
+        LIFETIME(0)"""
+    )
+    try:
+        obj = next(obj for obj in read_catalog(chdb, SOURCE_DB) if obj.name == "secret_dict")
+        assert ddl.HIDDEN_SECRET in obj.create_query and "p4ss" not in obj.create_query
+        assert "masks secrets" in (creation_blocker(obj, Outcome()) or "")
+    finally:
+        chdb(f"DROP DICTIONARY {SOURCE_DB}.secret_dict")

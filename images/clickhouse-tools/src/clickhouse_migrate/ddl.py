@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .sql import Kind, Token, quote_identifier, quote_string, render, significant, tokenize
 
 _DATABASE_ARGUMENT_ENGINES = ("BUFFER", "MERGE")
+HIDDEN_SECRET = "'[HIDDEN]'"  # how current servers print passwords in system.tables.create_table_query
 _REFERENCE_KEYWORDS = ("FROM", "JOIN", "TO")
 
 

@@ -239,27 +239,35 @@ def drop_existing(destination: Server, client: Client, plan: Plan, database: str
 def create(
     destination: Server, client: Client, obj: DbObject, options: Options, outcome: Outcome, reporter: Reporter
 ) -> bool:
-    failed_dependencies = sorted(dep for dep in obj.depends_on if dep in outcome.failed)
-    if failed_dependencies:
-        outcome.failed[obj.name] = f"not created: dependency {', '.join(failed_dependencies)} failed"
-        reporter.event("create", object=obj.name, status="failed", error=outcome.failed[obj.name])
-        return False
+    """Create one object on the destination; a failure is recorded and its dependents are not created."""
     statement = ddl.rewrite_database(obj.create_query, options.source.database, options.destination.database)
     if obj.replicated:
         statement = ddl.unreplicate(statement)
-    try:
-        destination.run(client, statement, settings=destination.features.ddl_settings())
-    except MigrationError:
-        raise
-    except Exception as error:  # reported per object; the run goes on with what does not depend on it
-        outcome.failed[obj.name] = first_line(error)
-        reporter.event(
-            "create", object=obj.name, kind=obj.label, status="failed", error=outcome.failed[obj.name]
-        )
+    error = creation_blocker(obj, outcome)
+    if error is None:
+        try:
+            destination.run(client, statement, settings=destination.features.ddl_settings())
+        except MigrationError:
+            raise
+        except Exception as failure:  # reported per object; the run goes on with what does not depend on it
+            error = first_line(failure)
+    if error is not None:
+        outcome.failed[obj.name] = error
+        reporter.event("create", object=obj.name, kind=obj.label, status="failed", error=error)
         return False
     outcome.created.append(obj.name)
     reporter.event("create", object=obj.name, kind=obj.label, status="ok")
     return True
+
+
+def creation_blocker(obj: DbObject, outcome: Outcome) -> str | None:
+    failed_dependencies = sorted(dep for dep in obj.depends_on if dep in outcome.failed)
+    if failed_dependencies:
+        return f"not created: dependency {', '.join(failed_dependencies)} failed"
+    if ddl.HIDDEN_SECRET in obj.create_query:
+        # Current servers mask credentials in system.tables: the DDL would recreate a broken object.
+        return f"not created: the source masks secrets in its DDL ({ddl.HIDDEN_SECRET}); recreate it by hand"
+    return None
 
 
 def verify(
