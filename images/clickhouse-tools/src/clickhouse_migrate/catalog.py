@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -54,8 +55,8 @@ class DbObject:
 
 
 def classify(engine: str, create_query: str) -> ObjectKind:
-    head = create_query.lstrip()[:40].upper()
-    if head.startswith("CREATE DICTIONARY") or (engine == "Dictionary" and "DICTIONARY" in head):
+    # 18.16 also has `CREATE TABLE ... ENGINE = Dictionary(name)`: a table, told apart by its DDL.
+    if re.match(r"\s*(CREATE|ATTACH)\s+DICTIONARY\b", create_query, re.IGNORECASE):
         return ObjectKind.DICTIONARY
     if engine == "MaterializedView":
         return ObjectKind.MATERIALIZED_VIEW
