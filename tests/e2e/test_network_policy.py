@@ -8,8 +8,9 @@ import uuid
 import platform_api
 import pytest
 import yaml
-from conftest import ROOT
 from kubernetes import client as k8s
+
+from .conftest import ROOT
 
 pytestmark = pytest.mark.cluster
 

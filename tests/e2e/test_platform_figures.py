@@ -8,8 +8,9 @@ import json
 
 import platform_api
 import pytest
-from conftest import SyncRun, record_timing
 from kubernetes import client as k8s
+
+from .conftest import SyncRun, record_timing
 
 pytestmark = pytest.mark.cluster
 

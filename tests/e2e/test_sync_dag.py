@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import WORKER_NAMESPACE, SyncRun
 from kubernetes import client as k8s
 from kubernetes.stream import stream
+
+from .conftest import WORKER_NAMESPACE, SyncRun
 
 pytestmark = pytest.mark.cluster
 
