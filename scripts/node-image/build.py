@@ -127,6 +127,9 @@ def go_build_local(name: str) -> Path:
     source = HERE / "go" / name
     out = BIN / f"{name}-{digest(source)}"
     if not (out / name).exists():
+        if any(source.glob("*_test.go")):
+            log(f"go test {name}")
+            run("go", "test", "./...", cwd=source, env=GO_ENV, stdout=subprocess.DEVNULL)
         log(f"go build {name}")
         run("go", "build", *GO_BUILD_FLAGS, "-o", out / name, ".", cwd=source, env=GO_ENV)
     return out
@@ -241,6 +244,13 @@ SCRATCH_BINARY = (
     'COPY {name} /usr/local/bin/{name}\nENTRYPOINT ["/usr/local/bin/{name}"]'
 )
 ON_BASE_BINARY = 'FROM {base}\nCOPY {name} /usr/local/bin/{name}\nENTRYPOINT ["/usr/local/bin/{name}"]'
+# kube-proxy runs iptables with the backend (legacy or nft) the node uses: a wrapper picks it.
+IPTABLES_WRAPPER = HERE / "images" / "kube-proxy" / "iptables-wrapper"
+KUBE_PROXY = ON_BASE_BINARY + (
+    "\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\n"
+    "RUN for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; "
+    "do ln -sf iptables-wrapper /usr/sbin/$name; done"
+)
 
 
 def build_images(bins: dict[str, Path], base: str) -> list[str]:
@@ -252,7 +262,7 @@ def build_images(bins: dict[str, Path], base: str) -> list[str]:
         expected["kube-controller-manager"]: (SCRATCH_BINARY, kube / "kube-controller-manager"),
         expected["kube-scheduler"]: (SCRATCH_BINARY, kube / "kube-scheduler"),
         # kube-proxy programs iptables/nftables through their command-line tools
-        expected["kube-proxy"]: (ON_BASE_BINARY, kube / "kube-proxy"),
+        expected["kube-proxy"]: (KUBE_PROXY, kube / "kube-proxy"),
         expected["etcd"]: (SCRATCH_BINARY, bins["etcd"] / "etcd"),
         expected["coredns"]: (SCRATCH_BINARY, bins["coredns"] / "coredns"),
         expected["pause"]: (SCRATCH_BINARY, bins["pause"] / "pause"),
@@ -265,7 +275,10 @@ def build_images(bins: dict[str, Path], base: str) -> list[str]:
     }
     for ref, (template, binary) in specs.items():
         dockerfile = template.format(name=binary.name, base=base)
-        docker_build(ref, dockerfile, {binary.name: binary}, digest(dockerfile, binary))
+        context = {binary.name: binary}
+        if template == KUBE_PROXY:
+            context[IPTABLES_WRAPPER.name] = IPTABLES_WRAPPER
+        docker_build(ref, dockerfile, context, digest(dockerfile, *context.values()))
     helper = helper_ref(base)
     run("docker", "tag", base, helper)
     return [*specs, helper]
@@ -299,12 +312,18 @@ def node_files(bins: dict[str, Path], images: list[str], pause: str) -> bytes:
             add_bytes(tar, str(source.relative_to(FILES)), text.encode(), source.stat().st_mode & 0o777)
         add_bytes(tar, "kind/version", f"{K8S_VERSION}\n".encode(), 0o644)
         for name in ("kubeadm", "kubelet", "kubectl"):
-            tar.add(bins["kubernetes"] / name, f"usr/bin/{name}")
+            tar.add(bins["kubernetes"] / name, f"usr/bin/{name}", filter=reproducible)
         for name in ("containerd", "ctr", "containerd-shim-runc-v2"):
-            tar.add(bins["containerd"] / name, f"usr/local/bin/{name}")
+            tar.add(bins["containerd"] / name, f"usr/local/bin/{name}", filter=reproducible)
         for plugin in sorted(bins["cni"].iterdir()):
-            tar.add(plugin, f"opt/cni/bin/{plugin.name}")
+            tar.add(plugin, f"opt/cni/bin/{plugin.name}", filter=reproducible)
     return buffer.getvalue()
+
+
+def reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Same content, same tar: the node image's build key must not depend on file times or owners."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "root", "root"
+    return info
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
