@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -210,6 +211,7 @@ def build_rootfs() -> str:
         return ref
     tarball = CACHE / f"rootfs-{SUITE}-{key}.tar"
     if not tarball.exists():
+        ensure_debootstrap()
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
             target = Path(tmp) / "rootfs"
             log(f"debootstrap {SUITE} with {packages}")
@@ -229,6 +231,17 @@ def build_rootfs() -> str:
     log(f"docker import {ref}")
     run("docker", "import", "--change", f"LABEL {KEY_LABEL}={key}", tarball, ref, stdout=subprocess.DEVNULL)
     return ref
+
+
+def ensure_debootstrap() -> None:
+    """Installs debootstrap from apt when missing (Debian/Ubuntu as root), else says what to do."""
+    if shutil.which("debootstrap"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("debootstrap is missing: install it (apt-get install debootstrap) and run again")
+    log("installing debootstrap (apt)")
+    run("apt-get", "update", "-qq", stdout=subprocess.DEVNULL)
+    run("apt-get", "install", "-y", "--no-install-recommends", "debootstrap", stdout=subprocess.DEVNULL)
 
 
 # --- component images ----------------------------------------------------------------------------
@@ -459,11 +472,23 @@ def registries_reachable() -> bool:
         return False
 
 
-def official_image() -> str:
+def official_image() -> str | None:
+    """kindest/node for the pinned Kubernetes version, or None when it cannot be pulled."""
     ref = f"kindest/node:{K8S_VERSION}"
     with phase(f"pull {ref}"):
-        run("docker", "pull", ref)
-    return ref
+        pulled = subprocess.run(["docker", "pull", ref]).returncode == 0
+    return ref if pulled else None
+
+
+def build_image() -> str:
+    with phase("binaries"):
+        bins = build_binaries()
+    with phase("rootfs"):
+        base = build_rootfs()
+    with phase("images"):
+        images = build_images(bins, base)
+    with phase("node"):
+        return build_node(bins, base, images, kubeadm_images(bins["kubernetes"] / "kubeadm"))
 
 
 def main() -> int:
@@ -471,21 +496,18 @@ def main() -> int:
     if source not in ("auto", "build", "official"):
         sys.exit(f"NODE_IMAGE_SOURCE must be auto, build or official, not {source!r}")
     if source == "auto":
-        source = "official" if registries_reachable() else "build"
-        log(f"registries {'reachable' if source == 'official' else 'unreachable'}: source={source}")
+        reachable = registries_reachable()
+        log(f"registry.k8s.io {'reachable' if reachable else 'unreachable'}")
+        source = "official" if reachable else "build"
     start = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
-    if source == "official":
-        ref = official_image()
-    else:
-        with phase("binaries"):
-            bins = build_binaries()
-        with phase("rootfs"):
-            base = build_rootfs()
-        with phase("images"):
-            images = build_images(bins, base)
-        with phase("node"):
-            ref = build_node(bins, base, images, kubeadm_images(bins["kubernetes"] / "kubeadm"))
+    ref = official_image() if source != "build" else None
+    if ref is None and os.environ.get("NODE_IMAGE_SOURCE") == "official":
+        sys.exit(f"cannot pull kindest/node:{K8S_VERSION} (NODE_IMAGE_SOURCE=official)")
+    if ref is None:
+        if source == "official":
+            log(f"no official kindest/node:{K8S_VERSION} for this kind release: building it")
+        ref = build_image()
     CURRENT_IMAGE_FILE.write_text(ref + "\n")
     log(f"node image {ref} ready in {time.monotonic() - start:.1f} s")
     return 0
