@@ -82,7 +82,27 @@ def cluster_exists() -> bool:
     return CLUSTER_NAME in run("kind", "get", "clusters", capture=True).split()
 
 
+# Every node runs systemd, the kubelet and kube-proxy, each holding inotify instances of the host
+# user; the kernel default of 128 instances runs out at about one 4-node cluster ("too many open
+# files" in kube-proxy, nodes that never become Ready). Values from kind's known-issues page.
+INOTIFY_MINIMUMS = {"fs/inotify/max_user_instances": 512, "fs/inotify/max_user_watches": 524288}
+
+
+def ensure_inotify_limits() -> None:
+    for key, minimum in INOTIFY_MINIMUMS.items():
+        path = Path("/proc/sys") / key
+        current = int(path.read_text())
+        if current >= minimum:
+            continue
+        if os.geteuid() != 0:
+            log(f"WARNING: {key.replace('/', '.')}={current} < {minimum}; nodes may not become Ready")
+            continue
+        log(f"raising {key.replace('/', '.')} from {current} to {minimum} (kind needs more than the default)")
+        path.write_text(str(minimum))
+
+
 def create_cluster(pools: dict) -> None:
+    ensure_inotify_limits()
     if cluster_exists():
         log(f"cluster {CLUSTER_NAME} exists: reusing it")
         return
