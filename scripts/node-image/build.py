@@ -190,15 +190,11 @@ def docker_build(ref: str, dockerfile: str, context: dict[str, Path], key: str) 
     log(f"building {ref}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, source in context.items():
-            os.link(source, Path(tmp) / name) if same_fs(source, tmp) else run("cp", source, Path(tmp) / name)
+            shutil.copy(source, Path(tmp) / name)
         (Path(tmp) / "Dockerfile").write_text(f"{dockerfile}\nLABEL {KEY_LABEL}={key}\n")
         build = subprocess.run(["docker", "build", "-q", "-t", ref, tmp], capture_output=True, text=True)
         if build.returncode != 0:
             raise RuntimeError(f"docker build {ref} failed:\n{build.stdout}{build.stderr}")
-
-
-def same_fs(a: Path, b: str) -> bool:
-    return a.stat().st_dev == Path(b).stat().st_dev
 
 
 # --- rootfs --------------------------------------------------------------------------------------
