@@ -76,5 +76,6 @@ e2e: venv up ## make up, then every test that needs the cluster and Docker
 bench: venv test-deps ## Benchmarks (print their figures)
 	$(VENV)/bin/python -m tests.bench
 
-clean: down ## Remove the cluster and every cache the project made
+clean: down ## Remove the cluster, every cache and every image the project made
 	rm -rf .cache .tools .venv
+	docker images -q 'airflow-platform/*' | sort -u | xargs -r docker rmi -f
