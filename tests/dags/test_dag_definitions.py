@@ -77,6 +77,8 @@ def test_sync_pods_are_placed_by_the_pool_presets(
     assert container.resources.requests == expected["resources"]["requests"]
     assert container.resources.limits == expected["resources"]["limits"]
     assert container.image == presets["images"]["clickhouseTools"]
+    assert pod.spec.security_context == presets["podDefaults"]["securityContext"]
+    assert container.security_context == presets["podDefaults"]["containerSecurityContext"]
 
 
 @pytest.mark.parametrize("task_id", TASK_POOLS)

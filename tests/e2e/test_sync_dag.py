@@ -14,7 +14,7 @@ from .conftest import WORKER_NAMESPACE, SyncRun
 pytestmark = pytest.mark.cluster
 
 JOBS_NAMESPACE = "airflow-jobs"
-CREDENTIALS_SECRET = "clickhouse-sync-credentials"
+CREDENTIALS_SECRET = "clickhouse-credentials"
 DATABASE = "demo"
 SKIP_PATTERNS = ("copy", "test", "backup", "dict")
 # Which pool each task's pods must run on (the DAG's contract with the platform).

@@ -55,7 +55,16 @@ def _leftovers(kube: k8s.ApiClient) -> list[str]:
 
 def test_uninstall_removes_everything(kube: k8s.ApiClient) -> None:
     subprocess.run(
-        ["helm", "uninstall", platform_api.RELEASE, "--namespace", platform_api.NAMESPACE, "--wait"],
+        [
+            "helm",
+            "uninstall",
+            platform_api.RELEASE,
+            "--namespace",
+            platform_api.NAMESPACE,
+            "--wait",
+            "--cascade",
+            "foreground",
+        ],
         check=True,
     )
     assert _leftovers(kube) == []

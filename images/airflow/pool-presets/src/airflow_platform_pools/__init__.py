@@ -104,4 +104,7 @@ def pod_settings(pool: str, *, resources: Resources | None = None) -> dict[str, 
         "startup_timeout_seconds": int(defaults.get("startupTimeoutSeconds", 600)),
         "image_pull_policy": defaults.get("imagePullPolicy", "IfNotPresent"),
         "automount_service_account_token": False,
+        # The workload namespaces enforce Pod Security "restricted": pods without these are refused.
+        "security_context": defaults.get("securityContext"),
+        "container_security_context": defaults.get("containerSecurityContext"),
     }
