@@ -20,8 +20,8 @@ JOBS = "airflow-jobs"
 
 
 def image_tag() -> str:
-    if os.environ.get("IMAGE_TAG"):
-        return os.environ["IMAGE_TAG"]
+    if os.environ.get("IMAGES_TAG"):
+        return os.environ["IMAGES_TAG"]
     result = subprocess.run(
         [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/images.py"), "tag"],
         capture_output=True, text=True, check=True,
