@@ -69,7 +69,8 @@ def connects(core: k8s.CoreV1Api, namespace: str, service_account: str, target: 
             if phase in {"Succeeded", "Failed"}:
                 break
             time.sleep(1)
-        log = core.read_namespaced_pod_log(name, namespace)
+        # Raw bytes: the client's preloaded str of a pod log is the repr of bytes in this version.
+        log = core.read_namespaced_pod_log(name, namespace, _preload_content=False).data.decode()
     finally:
         core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
     assert log.startswith(("connected", "refused")), log
