@@ -6,7 +6,6 @@ import pykube
 import pytest
 from pytest_helm_charts.clusters import Cluster
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
-from pytest_helm_charts.k8s.job import wait_for_jobs_to_complete
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
 pytestmark = pytest.mark.cluster
@@ -29,11 +28,15 @@ def test_bundled_postgres_runs(kube_cluster: Cluster) -> None:
 def test_demo_clickhouse_pair_runs_and_is_loaded(kube_cluster: Cluster) -> None:
     client = kube_cluster.kube_client
     wait_for_deployments_to_run(client, ["clickhouse-source", "clickhouse-destination"], "airflow-jobs", 300)
-    # The loader Job's name carries the Helm revision that created it.
+    # The loader Job's name carries the Helm revision that created it. (pytest-helm-charts'
+    # wait_for_jobs_to_complete reads only the first Job condition, which is SuccessCriteriaMet since
+    # Kubernetes 1.31, so completion is checked here.)
     loaders = [
-        job.name
+        job
         for job in pykube.Job.objects(client).filter(namespace="airflow-jobs")
         if job.name.startswith("clickhouse-demo-data-")
     ]
     assert loaders, "the demo data loader Job is missing"
-    wait_for_jobs_to_complete(client, loaders, "airflow-jobs", 600)
+    for job in loaders:
+        conditions = {c["type"]: c["status"] for c in job.obj.get("status", {}).get("conditions", [])}
+        assert conditions.get("Complete") == "True", f"{job.name}: {conditions}"
