@@ -31,7 +31,9 @@ def test_task_queue_latency(airflow_api: object, sync_run: SyncRun) -> None:
 
 
 def _pod_memory(core: k8s.CoreV1Api, node: str) -> dict[str, int]:
-    summary = json.loads(core.connect_get_node_proxy_with_path(node, "stats/summary"))
+    # Raw JSON: with preloading this client version returns the repr of a dict, not JSON.
+    response = core.connect_get_node_proxy_with_path(node, "stats/summary", _preload_content=False)
+    summary = json.loads(response.data)
     return {
         pod["podRef"]["name"]: sum(c.get("memory", {}).get("workingSetBytes", 0) for c in pod["containers"])
         for pod in summary["pods"]
