@@ -101,11 +101,26 @@ def ensure_inotify_limits() -> None:
         path.write_text(str(minimum))
 
 
+def stopped_nodes() -> list[str]:
+    """Node containers of the cluster that are not running (the host or dockerd restarted)."""
+    nodes = run("kind", "get", "nodes", "--name", CLUSTER_NAME, capture=True).split()
+    return [
+        node
+        for node in nodes
+        if run("docker", "inspect", "-f", "{{.State.Running}}", node, capture=True).strip() != "true"
+    ]
+
+
 def create_cluster(pools: dict) -> None:
     ensure_inotify_limits()
     if cluster_exists():
-        log(f"cluster {CLUSTER_NAME} exists: reusing it")
-        return
+        stopped = stopped_nodes()
+        if not stopped:
+            log(f"cluster {CLUSTER_NAME} exists: reusing it")
+            return
+        # kind cannot resume a multi-node cluster reliably (node IPs change): start over.
+        log(f"cluster {CLUSTER_NAME} has stopped nodes ({', '.join(stopped)}): recreating it")
+        down()
     if not NODE_IMAGE_FILE.exists():
         sys.exit("no node image built yet: run `make node-image` first")
     image = NODE_IMAGE_FILE.read_text().strip()
