@@ -4,6 +4,8 @@ left behind, and the destination database equals the source."""
 from __future__ import annotations
 
 import base64
+import json
+import time
 
 import pytest
 from kubernetes import client as k8s
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.cluster
 
 JOBS_NAMESPACE = "airflow-jobs"
 CREDENTIALS_SECRET = "clickhouse-credentials"
-DATABASE = "demo"
+PRESETS_CONFIGMAP = ("airflow-platform-pool-presets", "airflow")
 SKIP_PATTERNS = ("copy", "test", "backup", "dict")
 # Which pool each task's pods must run on (the DAG's contract with the platform).
 EXPECTED_POOL = {"drop_destination_db": "general", "create_db": "general", "migrate_data": "ssd"}
@@ -39,12 +41,26 @@ def test_task_pods_run_in_their_namespace_and_pool(sync_run: SyncRun, node_pools
 
 
 def test_no_task_pod_left_behind(sync_run: SyncRun, core: k8s.CoreV1Api) -> None:
-    leftovers = [
-        f"{pod.metadata.namespace}/{pod.metadata.name}"
-        for namespace in {p.namespace for p in sync_run.placements}
-        for pod in core.list_namespaced_pod(namespace, label_selector=f"dag_id={sync_run.dag_id}").items
-    ]
-    assert leftovers == []
+    """Every pod of the DAG's runs is gone once they finish (deletion is asynchronous: allow 2 min)."""
+
+    def leftovers() -> list[str]:
+        return [
+            f"{pod.metadata.namespace}/{pod.metadata.name} ({pod.status.phase})"
+            for namespace in {p.namespace for p in sync_run.placements}
+            for pod in core.list_namespaced_pod(namespace, label_selector=f"dag_id={sync_run.dag_id}").items
+        ]
+
+    deadline = time.monotonic() + 120
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(5)
+    assert leftovers() == []
+
+
+def _databases(core: k8s.CoreV1Api) -> dict[str, str]:
+    """Source and destination database names, as the chart publishes them to the DAG."""
+    name, namespace = PRESETS_CONFIGMAP
+    sync = json.loads(core.read_namespaced_config_map(name, namespace).data["presets.json"])["clickhouseSync"]
+    return {side: sync[side]["database"] for side in ("source", "destination")}
 
 
 def _password(core: k8s.CoreV1Api, key: str) -> str:
@@ -68,9 +84,10 @@ def _query(core: k8s.CoreV1Api, service: str, password: str, sql: str) -> list[l
 def _snapshot(core: k8s.CoreV1Api, side: str) -> dict[str, tuple[str, ...]]:
     """Object name -> (engine, row count, order-independent checksum) for one side of the sync."""
     service, password = f"clickhouse-{side}", _password(core, f"{side}-password")
+    database = _databases(core)[side]
     objects = _query(
         core, service, password,
-        f"SELECT name, engine FROM system.tables WHERE database = '{DATABASE}' ORDER BY name",
+        f"SELECT name, engine FROM system.tables WHERE database = '{database}' ORDER BY name",
     )  # fmt: skip
     snapshot: dict[str, tuple[str, ...]] = {}
     for name, engine in objects:
@@ -79,12 +96,12 @@ def _snapshot(core: k8s.CoreV1Api, side: str) -> dict[str, tuple[str, ...]]:
             continue
         columns = [row[0] for row in _query(
             core, service, password,
-            f"SELECT name FROM system.columns WHERE database = '{DATABASE}' AND table = '{name}'",
+            f"SELECT name FROM system.columns WHERE database = '{database}' AND table = '{name}'",
         )]  # fmt: skip
         hashed = ", ".join(f"toString({column})" for column in columns)
         (count, checksum), = _query(
             core, service, password,
-            f"SELECT count(), sum(cityHash64({hashed})) FROM {DATABASE}.`{name}`",
+            f"SELECT count(), sum(cityHash64({hashed})) FROM {database}.`{name}`",
         )  # fmt: skip
         snapshot[name] = (engine, count, checksum)
     return snapshot
