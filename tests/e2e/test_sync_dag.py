@@ -7,8 +7,10 @@ import base64
 import json
 import time
 
+import airflow_client.client as airflow_client
 import pytest
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from .conftest import WORKER_NAMESPACE, SyncRun
@@ -116,3 +118,22 @@ def test_destination_equals_source_minus_skipped(sync_run: SyncRun, core: k8s.Co
     assert set(destination) & skipped == set()
     expected = {name: value for name, value in source.items() if name not in skipped}
     assert destination == expected
+
+
+def test_task_log_readable_after_its_pods_are_gone(
+    sync_run: SyncRun, airflow_api: object, core: k8s.CoreV1Api
+) -> None:
+    """The executor and job pods of migrate_data are deleted; its log (with the tool's summary) stays."""
+    pods = [p for p in sync_run.placements if p.labels.get("task_id") == "migrate_data"]
+    assert {p.namespace for p in pods} == {WORKER_NAMESPACE, JOBS_NAMESPACE}
+    for pod in pods:
+        with pytest.raises(ApiException) as gone:
+            core.read_namespaced_pod(pod.name, pod.namespace)
+        assert gone.value.status == 404
+    task_instances = airflow_client.TaskInstanceApi(airflow_api)
+    instance = task_instances.get_task_instance(sync_run.dag_id, sync_run.run_id, "migrate_data")
+    log = task_instances.get_log_without_preload_content(
+        sync_run.dag_id, sync_run.run_id, "migrate_data", instance.try_number, full_content=True
+    )
+    text = log.data.decode()
+    assert "[summary]" in text, text[-2000:]
