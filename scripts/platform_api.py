@@ -7,6 +7,8 @@ the same way a user would: Helm for install, the Airflow REST API v2 (official c
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import subprocess
 import time
@@ -39,16 +41,46 @@ def image_tag() -> str:
     return result.stdout.strip()
 
 
-def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20m") -> None:
+def install_fingerprint(extra_args: list[str]) -> str:
+    """A digest of everything an install depends on: chart files, kind values, image tag, extra args."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in CHART.rglob("*") if p.is_file()):  # follows the node-pools symlink
+        digest.update(str(path.relative_to(CHART)).encode() + b"\0" + path.read_bytes())
+    digest.update("\0".join([image_tag(), *extra_args]).encode())
+    return digest.hexdigest()[:16]
+
+
+def deployed_description() -> str | None:
+    result = subprocess.run(
+        ["helm", "status", RELEASE, "--namespace", NAMESPACE, "-o", "json"], capture_output=True, text=True
+    )
+    if result.returncode:
+        return None
+    info = json.loads(result.stdout)["info"]
+    return info.get("description") if info.get("status") == "deployed" else None
+
+
+def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20m") -> bool:
+    """Installs or upgrades the release; skips it (returns False) when nothing it depends on changed.
+
+    The fingerprint travels as the release description, so a second `make up` changes nothing.
+    """
+    extra_args = extra_args or []
+    description = f"airflow-platform fingerprint {install_fingerprint(extra_args)}"
+    if deployed_description() == description:
+        print(f"    release {RELEASE} is deployed and unchanged: nothing to do", flush=True)
+        return False
     command = [
         "helm", "upgrade", "--install", RELEASE, str(CHART),
         "--namespace", NAMESPACE, "--create-namespace",
         "--values", str(KIND_VALUES),
         "--set", f"images.tag={image_tag()}",
+        "--description", description,
         "--wait", "--timeout", timeout,
-        *(extra_args or []),
+        *extra_args,
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT)
+    return True
 
 
 def core_api() -> k8s.CoreV1Api:
