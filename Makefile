@@ -41,9 +41,10 @@ tools: ## kind, helm, kubectl (pinned) in .tools/bin
 docker: ## A Docker engine that can run privileged containers
 	scripts/docker/ensure-engine.sh
 
-lint: venv ## ruff + shellcheck-free syntax checks
+lint: venv ## ruff (Python) and bash -n (shell syntax; shellcheck is not packaged for our air-gapped path)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	git ls-files '*.sh' .ci/run scripts/docker/runc-without-sys-resource | xargs -n1 bash -n
 
 ## --- Cluster --------------------------------------------------------------------------------------
 .PHONY: node-image cluster down test-cluster

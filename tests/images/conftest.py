@@ -13,10 +13,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import yaml
+
+from tests.chart.rendering import NAMESPACE, find, render
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "airflow-platform"
 
 
 def load_images_script() -> ModuleType:
@@ -44,24 +44,8 @@ def image_refs() -> dict[str, str]:
 
 
 def chart_file(configmap: str, key: str, values_file: str = "values-kind.yaml") -> str:
-    """One file of a ConfigMap the chart renders (first match), by the real helm binary."""
-    rendered = subprocess.run(
-        [
-            str(ROOT / ".tools/bin/helm"),
-            "template",
-            "airflow-platform",
-            str(CHART),
-            "-f",
-            str(CHART / values_file),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    for manifest in yaml.safe_load_all(rendered):
-        if manifest and manifest["kind"] == "ConfigMap" and manifest["metadata"]["name"] == configmap:
-            return manifest["data"][key]
-    raise AssertionError(f"the chart renders no ConfigMap {configmap}")
+    """One file of a ConfigMap the chart renders in the Airflow namespace, by the real helm binary."""
+    return find(render(values_file), "ConfigMap", configmap, NAMESPACE)["data"][key]
 
 
 def run_in(image: str, *command: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
