@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,14 +21,10 @@ from pathlib import Path
 import psycopg2
 import requests
 
+from tests.clickhouse.servers import free_port
+
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 ADMIN_USER = "admin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
