@@ -41,12 +41,12 @@ def image_tag() -> str:
     return result.stdout.strip()
 
 
-def install_fingerprint(extra_args: list[str]) -> str:
+def install_fingerprint(tag: str, extra_args: list[str]) -> str:
     """A digest of everything an install depends on: chart files, kind values, image tag, extra args."""
     digest = hashlib.sha256()
     for path in sorted(p for p in CHART.rglob("*") if p.is_file()):  # follows the node-pools symlink
         digest.update(str(path.relative_to(CHART)).encode() + b"\0" + path.read_bytes())
-    digest.update("\0".join([image_tag(), *extra_args]).encode())
+    digest.update("\0".join([tag, *extra_args]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -66,7 +66,8 @@ def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20
     The fingerprint travels as the release description, so a second `make up` changes nothing.
     """
     extra_args = extra_args or []
-    description = f"airflow-platform fingerprint {install_fingerprint(extra_args)}"
+    tag = image_tag()  # hashes every image source: compute it once
+    description = f"airflow-platform fingerprint {install_fingerprint(tag, extra_args)}"
     if deployed_description() == description:
         print(f"    release {RELEASE} is deployed and unchanged: nothing to do", flush=True)
         return False
@@ -74,7 +75,7 @@ def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20
         "helm", "upgrade", "--install", RELEASE, str(CHART),
         "--namespace", NAMESPACE, "--create-namespace",
         "--values", str(KIND_VALUES),
-        "--set", f"images.tag={image_tag()}",
+        "--set", f"images.tag={tag}",
         "--description", description,
         "--wait", "--timeout", timeout,
         *extra_args,
