@@ -1,18 +1,22 @@
-# airflow-platform: every entry point a person or CI uses. Recipes stay one-liners that call
-# scripts/ so each step can also be run (and read) on its own.
+# airflow-platform: every entry point a person or CI uses. A thin dispatcher (as kind's Makefile +
+# hack/): each recipe is one call into `python -m scripts` (the steps, in Python, sharing
+# scripts/config.py) or one shell script; nothing in scripts/ calls make back.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-include versions.env
-export KUBERNETES_VERSION KIND_VERSION HELM_VERSION CLUSTER_NAME DEBIAN_SUITE AIRFLOW_VERSION PYTHON_VERSION
-
 ROOT := $(CURDIR)
-TOOLS_BIN := $(ROOT)/.tools/bin
 VENV := $(ROOT)/.venv
-export PATH := $(TOOLS_BIN):$(VENV)/bin:$(PATH)
+export PATH := $(ROOT)/.tools/bin:$(VENV)/bin:$(PATH)
 export KUBECONFIG ?= $(ROOT)/.cache/kubeconfig
 PYTEST := $(VENV)/bin/pytest
+# The steps that run before the venv exists (tools, Docker, node image, cluster) need only the
+# standard library and PyYAML, so they use the venv's Python when there is one, else the system's.
+PY := $(VENV)/bin/python
+PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
+STEPS = $(PY_ANY) -m scripts
+# What `make e2e` runs after `make up` (a test can point it at one file).
+E2E_ARGS ?= -m "cluster or docker" tests
 
 .PHONY: help
 help: ## List the targets
@@ -21,7 +25,7 @@ help: ## List the targets
 ## --- The two commands of the README --------------------------------------------------------------
 .PHONY: up test
 up: venv ## Platform on a local kind cluster, sync DAG run once, UI address printed
-	$(VENV)/bin/python scripts/up.py
+	$(PY) -m scripts up
 
 test: venv test-deps tools lint ## All tests that need no cluster (unit + real ClickHouse/Postgres/Airflow/Helm)
 	$(PYTEST) -m "not cluster and not docker" tests
@@ -29,17 +33,17 @@ test: venv test-deps tools lint ## All tests that need no cluster (unit + real C
 ## --- Local environment ----------------------------------------------------------------------------
 .PHONY: venv test-deps tools docker lint
 venv: $(VENV)/.installed ## Python environment in .venv (pinned)
-$(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml images/airflow/pool-presets/pyproject.toml scripts/venv.sh
+$(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml images/airflow/pool-presets/pyproject.toml scripts/venv.sh versions.env
 	scripts/venv.sh
 
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 	scripts/install-test-deps.sh
 
 tools: ## kind, helm, kubectl (pinned) in .tools/bin
-	scripts/tools.sh
+	$(STEPS) tools
 
 docker: ## A Docker engine that can run privileged containers
-	scripts/docker/ensure-engine.sh
+	$(STEPS) docker
 
 lint: venv ## ruff (Python) and bash -n (shell syntax; shellcheck is not packaged for our air-gapped path)
 	$(VENV)/bin/ruff check .
@@ -47,35 +51,38 @@ lint: venv ## ruff (Python) and bash -n (shell syntax; shellcheck is not package
 	git ls-files '*.sh' .ci/run scripts/docker/runc-without-sys-resource | xargs -n1 bash -n
 
 ## --- Cluster --------------------------------------------------------------------------------------
-.PHONY: node-image cluster down test-cluster
-node-image: docker tools ## kind node image for $(KUBERNETES_VERSION), built from Go modules + Debian
-	scripts/node-image/build.sh
+.PHONY: node-image cluster down test-cluster diagnostics
+node-image: docker tools ## kind node image (KUBERNETES_VERSION of versions.env), built from Go modules + Debian
+	$(STEPS) node-image
 
 cluster: node-image ## kind cluster: control plane + one worker per node pool (idempotent)
-	scripts/cluster.sh up
+	$(STEPS) cluster
 
 down: ## Delete the kind cluster
-	scripts/cluster.sh down
+	$(STEPS) down
 
 test-cluster: venv cluster ## Cluster tests (pools, storage, DNS, NetworkPolicy)
 	$(PYTEST) tests/cluster
 
+diagnostics: ## Cluster, Helm and Airflow state into .cache/artifacts/ (as a failing e2e does)
+	$(STEPS) diagnostics --reason "$(or $(REASON),requested)"
+
 ## --- Images and platform --------------------------------------------------------------------------
 .PHONY: images images-lock load e2e bench clean
-images: docker ## Build every image under images/ (air-gapped capable), with sizes and timings
-	$(VENV)/bin/python scripts/images.py build
+images: venv docker ## Build every image under images/ (air-gapped capable), with sizes and timings
+	$(PY) -m scripts images build
 
 images-lock: venv ## Regenerate images/airflow/constraints.txt (pip freeze in the image's own Python)
-	$(VENV)/bin/python scripts/images.py lock
+	$(PY) -m scripts images lock
 
-load: tools ## Load the images into the kind cluster
-	$(VENV)/bin/python scripts/images.py load
+load: venv tools ## Load the images into the kind cluster
+	$(PY) -m scripts images load
 
-e2e: venv up ## make up, then every test that needs the cluster and Docker
-	$(PYTEST) -m "cluster or docker" tests
+e2e: venv ## make up, then every test that needs the cluster and Docker; diagnostics when it fails
+	$(PY) -m scripts up && $(PYTEST) $(E2E_ARGS) || { $(PY) -m scripts diagnostics --reason "make e2e failed"; exit 1; }
 
 bench: venv test-deps ## Benchmarks (print their figures)
-	$(VENV)/bin/python -m tests.bench
+	$(PY) -m tests.bench
 
 clean: down ## Remove the cluster, every cache and every image the project made
 	rm -rf .cache .tools .venv

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lifecycle of the local kind cluster: `up` (idempotent) and `down`.
 
 The kind config is generated from node-pools/pools.yaml: one control plane plus one worker per
@@ -9,44 +8,28 @@ extended resources without a device plugin: nothing backs it, it only makes GPU 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-POOLS_FILE = ROOT / "node-pools" / "pools.yaml"
-NODE_IMAGE_FILE = ROOT / ".cache" / "node-image" / "current-image"
-CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "airflow-platform")
-KUBECONFIG = Path(os.environ.get("KUBECONFIG", ROOT / ".cache" / "kubeconfig"))
+from scripts import config
+from scripts.common import Logger, run, wait_until
+
+NODE_IMAGE_FILE = config.CACHE / "node-image" / "current-image"
 READY_TIMEOUT_S = 300
 DNS_NAME = "kubernetes.default.svc.cluster.local"
+log = Logger("cluster")
 
 
-def log(message: str) -> None:
-    print(f"[cluster] {message}", flush=True)
-
-
-def run(*args: str, capture: bool = False, check: bool = True, stdin: str | None = None) -> str:
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PATH": f"{ROOT / '.tools/bin'}:{os.environ['PATH']}"}
-    result = subprocess.run(args, check=check, text=True, capture_output=capture, input=stdin, env=env)
-    return result.stdout if capture else ""
-
-
-def kubectl(*args: str, capture: bool = True, check: bool = True, stdin: str | None = None) -> str:
-    return run(
-        "kubectl", "--context", f"kind-{CLUSTER_NAME}", *args, capture=capture, check=check, stdin=stdin
-    )
+def kubectl(*args: str, capture: bool = True, check: bool = True) -> str:
+    return run("kubectl", "--context", config.KUBE_CONTEXT, *args, capture=capture, check=check)
 
 
 def load_pools() -> dict:
-    return yaml.safe_load(POOLS_FILE.read_text())["pools"]
+    return config.node_pools()["pools"]
 
 
 def worker_node(pool: dict) -> dict:
@@ -65,21 +48,14 @@ def kind_config(pools: dict) -> dict:
     return {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "name": CLUSTER_NAME,
+        "name": config.CLUSTER_NAME,
         "kubeadmConfigPatches": [yaml.safe_dump(kubelet_patch)],
         "nodes": [{"role": "control-plane"}, *(worker_node(pool) for pool in pools.values())],
     }
 
 
-def timed(name: str, func: Callable[..., None], *args: object) -> None:
-    start = time.monotonic()
-    log(f"--- {name}")
-    func(*args)
-    log(f"--- {name} done in {time.monotonic() - start:.1f} s")
-
-
 def cluster_exists() -> bool:
-    return CLUSTER_NAME in run("kind", "get", "clusters", capture=True).split()
+    return config.CLUSTER_NAME in run("kind", "get", "clusters", capture=True).split()
 
 
 # Every node runs systemd, the kubelet and kube-proxy, each holding inotify instances of the host
@@ -103,7 +79,7 @@ def ensure_inotify_limits() -> None:
 
 def stopped_nodes() -> list[str]:
     """Node containers of the cluster that are not running (the host or dockerd restarted)."""
-    nodes = run("kind", "get", "nodes", "--name", CLUSTER_NAME, capture=True).split()
+    nodes = run("kind", "get", "nodes", "--name", config.CLUSTER_NAME, capture=True).split()
     return [
         node
         for node in nodes
@@ -116,37 +92,37 @@ def create_cluster(pools: dict) -> None:
     if cluster_exists():
         stopped = stopped_nodes()
         if not stopped:
-            log(f"cluster {CLUSTER_NAME} exists: reusing it")
+            log(f"cluster {config.CLUSTER_NAME} exists: reusing it")
             return
         # kind cannot resume a multi-node cluster reliably (node IPs change): start over.
-        log(f"cluster {CLUSTER_NAME} has stopped nodes ({', '.join(stopped)}): recreating it")
+        log(f"cluster {config.CLUSTER_NAME} has stopped nodes ({', '.join(stopped)}): recreating it")
         down()
     if not NODE_IMAGE_FILE.exists():
-        sys.exit("no node image built yet: run `make node-image` first")
+        raise RuntimeError("no node image built yet: run `make node-image` first")
     image = NODE_IMAGE_FILE.read_text().strip()
-    config = ROOT / ".cache" / f"kind-{CLUSTER_NAME}.yaml"
-    config.write_text(yaml.safe_dump(kind_config(pools), sort_keys=False))
-    log(f"creating {CLUSTER_NAME} from {image} (config {config.relative_to(ROOT)})")
+    kind_file = config.CACHE / f"kind-{config.CLUSTER_NAME}.yaml"
+    kind_file.write_text(yaml.safe_dump(kind_config(pools), sort_keys=False))
+    log(f"creating {config.CLUSTER_NAME} from {image} (config {kind_file.relative_to(config.ROOT)})")
     run(
         "kind",
         "create",
         "cluster",
         "--name",
-        CLUSTER_NAME,
+        config.CLUSTER_NAME,
         "--image",
         image,
         "--config",
-        str(config),
+        str(kind_file),
         "--kubeconfig",
-        str(KUBECONFIG),
+        str(config.KUBECONFIG),
         "--wait",
         f"{READY_TIMEOUT_S}s",
     )
 
 
 def export_kubeconfig() -> None:
-    KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)
-    run("kind", "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(KUBECONFIG))
+    config.KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)
+    run("kind", "export", "kubeconfig", "--name", config.CLUSTER_NAME, "--kubeconfig", str(config.KUBECONFIG))
 
 
 def nodes_by_pool(pools: dict) -> dict[str, str]:
@@ -172,20 +148,13 @@ def advertise_extended_resources(pools: dict) -> None:
         wait_until(
             lambda node=node, resources=resources: allocatable_has(node, resources),
             f"{node} allocatable {resources}",
+            READY_TIMEOUT_S,
         )
 
 
 def allocatable_has(node: str, resources: dict[str, str]) -> bool:
     allocatable = json.loads(kubectl("get", "node", node, "-o", "json"))["status"].get("allocatable", {})
     return all(allocatable.get(name) == value for name, value in resources.items())
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = READY_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(2)
 
 
 def wait_ready() -> None:
@@ -237,44 +206,40 @@ def check_dns() -> None:
             return False
         return True
 
-    wait_until(resolves, "CoreDNS to answer from a pod")
+    wait_until(resolves, "CoreDNS to answer from a pod", READY_TIMEOUT_S)
     log("CoreDNS answers from a pod")
 
 
 def helper_image() -> str:
     """A shell image every node has: local-path-provisioner's helper."""
-    config = json.loads(
+    provisioner_config = json.loads(
         kubectl("-n", "local-path-storage", "get", "configmap", "local-path-config", "-o", "json")
     )
-    return yaml.safe_load(config["data"]["helperPod.yaml"])["spec"]["containers"][0]["image"]
+    return yaml.safe_load(provisioner_config["data"]["helperPod.yaml"])["spec"]["containers"][0]["image"]
 
 
 def up() -> None:
     pools = load_pools()
-    timed("create", create_cluster, pools)
+    with log.phase("create"):
+        create_cluster(pools)
     export_kubeconfig()
-    timed("wait for nodes and CoreDNS", wait_ready)
-    timed("extended resources", advertise_extended_resources, pools)
-    timed("DNS from a pod", check_dns)
-    log(f"cluster {CLUSTER_NAME} ready; KUBECONFIG={KUBECONFIG}")
+    with log.phase("wait for nodes and CoreDNS"):
+        wait_ready()
+    with log.phase("extended resources"):
+        advertise_extended_resources(pools)
+    with log.phase("DNS from a pod"):
+        check_dns()
+    log(f"cluster {config.CLUSTER_NAME} ready; KUBECONFIG={config.KUBECONFIG}")
 
 
 def down() -> None:
     if cluster_exists():
-        run("kind", "delete", "cluster", "--name", CLUSTER_NAME, "--kubeconfig", str(KUBECONFIG))
+        run(
+            "kind", "delete", "cluster", "--name", config.CLUSTER_NAME, "--kubeconfig", str(config.KUBECONFIG)
+        )
     else:
-        log(f"no cluster {CLUSTER_NAME}")
+        log(f"no cluster {config.CLUSTER_NAME}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "config"])
-    action = parser.parse_args().action
-    if action == "config":
-        print(yaml.safe_dump(kind_config(load_pools()), sort_keys=False))
-    else:
-        {"up": up, "down": down}[action]()
-
-
-if __name__ == "__main__":
-    main()
+def print_config() -> None:
+    print(yaml.safe_dump(kind_config(load_pools()), sort_keys=False))

@@ -1,18 +1,16 @@
-"""Builds, tags and loads the platform's container images.
+"""Builds, tags, loads and pushes the platform's container images.
 
-    python scripts/images.py build [NAME...]   build (all by default), print timings and sizes
-    python scripts/images.py load [NAME...]    load the built images into the kind cluster
-    python scripts/images.py tag               print the tag every image carries
-    python scripts/images.py refs              print every image reference (repository:tag)
-    python scripts/images.py push REGISTRY     tag and push every image to REGISTRY (e.g. registry.local:5000)
-    python scripts/images.py lock              regenerate images/airflow/constraints.txt in the image's Python
+An image is a folder `images/<name>/` with a Dockerfile; its repository is the one the chart's
+values.yaml gives it (scripts/config.py). `python -m scripts images build|load|push|lock`, `tag`
+and `refs` are the commands (scripts/__main__.py).
 
-The tag is `<version>-<12 hex>`: a sha256 over every file that goes into an image, so a change gives a new
-tag and no change reuses the old one. Each build sends Docker only the files its image needs (a tar built
-here), which keeps the context small without a repository-wide .dockerignore.
+The tag is `<chart version>-<12 hex>`: a sha256 over every file that goes into an image, so a change
+gives a new tag and no change reuses the old one. It is computed once per command and passed down.
+Each build sends Docker only the files its image needs (the image's folder plus what its Dockerfile
+COPYs from elsewhere), as a tar built here, which keeps the context small without a .dockerignore.
 
-Base image: the Dockerfiles take `ARG BASE_IMAGE` (default the official debian:bookworm-slim). Where Docker
-Hub is unreachable (or IMAGES_BASE=airgapped) the base is built locally with debootstrap
+Base image: the Dockerfiles take `ARG BASE_IMAGE` (default the official Debian slim image). Where
+Docker Hub is unreachable (or IMAGES_BASE=airgapped) the base is built locally with debootstrap
 (images/base/build.sh) and passed as BASE_IMAGE. IMAGES_BASE=official|airgapped|auto (default auto).
 
 Local CAs: the host's extra CA certificates (IMAGES_EXTRA_CA_DIR, default /usr/local/share/ca-certificates,
@@ -25,7 +23,6 @@ IMAGES_TAG overrides the tag (e.g. a release tag in CI).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
@@ -37,47 +34,50 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VERSION = "0.1.0"
-REPOSITORY_PREFIX = "airflow-platform"
-OFFICIAL_BASE = "debian:bookworm-slim"
-AIRGAPPED_BASE = f"{REPOSITORY_PREFIX}/debian-base:bookworm"
+from scripts import config
+from scripts.common import Logger
+from scripts.config import ROOT, Image
+
+SUITE = config.VERSIONS["DEBIAN_SUITE"]
+OFFICIAL_BASE = f"debian:{SUITE}-slim"
+AIRGAPPED_BASE = f"{config.PROJECT}/debian-base:{SUITE}"
 BASE_BUILD_SCRIPT = "images/base/build.sh"
 AIRFLOW_SIZE_LIMIT = 1_000_000_000
-LOG_DIR = ROOT / ".cache" / "images"
+LOG_DIR = config.CACHE / "images"
 DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
 BUILD_CA_DIR = "images/base/ca-certificates"  # every Dockerfile COPYs it
 LOADED_ID_LABEL = "airflow-platform.io/docker-image-id"  # on images loaded into kind nodes
+log = Logger("images")
 
 
-@dataclass(frozen=True)
-class Image:
-    name: str
-    dockerfile: str
-    context_paths: tuple[str, ...]
-
-    @property
-    def repository(self) -> str:
-        return f"{REPOSITORY_PREFIX}/{self.name}"
-
-    def ref(self, tag: str) -> str:
-        return f"{self.repository}:{tag}"
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The repository paths a Dockerfile COPYs (options such as --chown skipped, destination dropped)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"]:
+            sources += [word.rstrip("/") for word in words[1:-1] if not word.startswith("--")]
+    return sources
 
 
-IMAGES = (
-    Image("airflow", "images/airflow/Dockerfile", ("images/airflow", "dags")),
-    Image("clickhouse-tools", "images/clickhouse-tools/Dockerfile", ("images/clickhouse-tools",)),
-    Image("clickhouse-server", "images/clickhouse-server/Dockerfile", ("images/clickhouse-server",)),
-    Image("postgres", "images/postgres/Dockerfile", ("images/postgres",)),
-)
-IMAGES_BY_NAME = {image.name: image for image in IMAGES}
+def context_paths(image: Image) -> tuple[str, ...]:
+    """What the build of `image` reads: its folder, and what its Dockerfile COPYs from elsewhere."""
+    outside = [
+        source for source in copy_sources(ROOT / image.dockerfile)
+        if not (source + "/").startswith(image.folder + "/")
+    ]  # fmt: skip
+    return tuple(dict.fromkeys([image.folder, *outside]))
 
 
-def log(message: str) -> None:
-    print(f"[images] {message}", flush=True)
+def selected(names: list[str]) -> list[Image]:
+    """The images called `names` (every image when empty); an unknown name is an error naming the known."""
+    by_name = {image.name: image for image in config.images()}
+    unknown = sorted(set(names) - by_name.keys())
+    if unknown:
+        raise ValueError(f"unknown image(s) {unknown}; known: {sorted(by_name)}")
+    return [by_name[name] for name in names] if names else list(config.images())
 
 
 def context_files(paths: tuple[str, ...]) -> list[str]:
@@ -106,15 +106,16 @@ def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
 
 
 def image_tag() -> str:
+    """The tag of every image: IMAGES_TAG, else the chart version and a hash of every image source."""
     if os.environ.get("IMAGES_TAG"):
         return os.environ["IMAGES_TAG"]
     digest = hashlib.sha256()
-    all_paths = (*(path for image in IMAGES for path in image.context_paths), BASE_BUILD_SCRIPT)
+    all_paths = (*(path for image in config.images() for path in context_paths(image)), BASE_BUILD_SCRIPT)
     for name, path in build_files(all_paths).items():
         digest.update(f"{name}\0{os.access(path, os.X_OK)}\0".encode())
         digest.update(path.read_bytes())
         digest.update(b"\0")
-    return f"{VERSION}-{digest.hexdigest()[:12]}"
+    return f"{config.chart_metadata()['version']}-{digest.hexdigest()[:12]}"
 
 
 def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
@@ -130,7 +131,7 @@ def context_tar(image: Image) -> bytes:
     """The build context as a tar with fixed owners and times, so layer caching depends on content only."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, path in build_files(image.context_paths).items():
+        for name, path in build_files(context_paths(image)).items():
             add_file(tar, name, path)
     return buffer.getvalue()
 
@@ -152,15 +153,19 @@ def image_exists(ref: str) -> bool:
 def resolve_base_image() -> str:
     mode = os.environ.get("IMAGES_BASE", "auto")
     if mode not in {"auto", "official", "airgapped"}:
-        sys.exit(f"IMAGES_BASE must be auto, official or airgapped, not {mode!r}")
+        raise ValueError(f"IMAGES_BASE must be auto, official or airgapped, not {mode!r}")
     if mode == "auto":
         official = image_exists(OFFICIAL_BASE) or docker_hub_reachable()
         mode = "official" if official else "airgapped"
         log(f"base: {mode} (Docker Hub {'reachable' if official else 'unreachable'}; IMAGES_BASE overrides)")
     if mode == "official":
         return OFFICIAL_BASE
-    subprocess.run([str(ROOT / BASE_BUILD_SCRIPT)], check=True)
+    build_airgapped_base()
     return AIRGAPPED_BASE
+
+
+def build_airgapped_base() -> None:
+    subprocess.run([str(ROOT / BASE_BUILD_SCRIPT), AIRGAPPED_BASE], check=True, env=config.tool_env())
 
 
 def docker_build_env() -> dict[str, str]:
@@ -239,7 +244,7 @@ def build_one(image: Image, tag: str, base_image: str, position: str) -> None:
             log_file.flush()
             tail = log_path.read_text().splitlines()[-30:]
             print("\n".join(tail), file=sys.stderr)
-            sys.exit(f"[images] {image.name}: docker build failed (log {log_path})")
+            raise RuntimeError(f"{image.name}: docker build failed (log {log_path})") from None
     cache_note = f"{printer.cached} of {printer.steps} steps from the layer cache"
     log(f"{position} {image.name}: done in {time.monotonic() - start:.0f} s ({cache_note})")
 
@@ -260,16 +265,8 @@ def print_sizes(images: list[Image], tag: str) -> None:
             log(f"WARNING: the airflow image is {size / 1e9:.2f} GB, over the 1 GB budget")
 
 
-def selected(names: list[str]) -> list[Image]:
-    unknown = sorted(set(names) - IMAGES_BY_NAME.keys())
-    if unknown:
-        sys.exit(f"unknown image(s) {unknown}; known: {sorted(IMAGES_BY_NAME)}")
-    return [IMAGES_BY_NAME[name] for name in names] if names else list(IMAGES)
-
-
-def command_build(names: list[str]) -> None:
-    images = selected(names)
-    tag = image_tag()
+def build(images: list[Image], tag: str) -> None:
+    """Builds `images` with `tag` (a rebuild without changes only hits the layer cache)."""
     start = time.monotonic()
     base_image = resolve_base_image()
     log(f"building {len(images)} image(s), tag {tag}, base {base_image}")
@@ -280,7 +277,7 @@ def command_build(names: list[str]) -> None:
 
 
 def kind_binary() -> str:
-    local = ROOT / ".tools" / "bin" / "kind"
+    local = config.TOOLS_BIN / "kind"
     return str(local) if local.exists() else (shutil.which("kind") or "kind")
 
 
@@ -347,17 +344,16 @@ def load_one(image: Image, tag: str, cluster: str, nodes: list[str]) -> str:
     return f"copied to {len(to_load)} of {len(nodes)} node(s)"
 
 
-def command_load(names: list[str]) -> None:
-    tag = image_tag()
-    cluster = os.environ.get("CLUSTER_NAME", "airflow-platform")
-    images = selected(names)
-    missing = [image.name for image in images if not image_exists(image.ref(tag))]
+def load(images: list[Image], tag: str) -> None:
+    """Puts `images` (built first where missing) into every node of the kind cluster."""
+    cluster = config.CLUSTER_NAME
+    missing = [image for image in images if not image_exists(image.ref(tag))]
     if missing:
-        log(f"not built yet for tag {tag}: {missing}; building them first")
-        command_build(missing)
+        log(f"not built yet for tag {tag}: {[image.name for image in missing]}; building them first")
+        build(missing, tag)
     nodes = kind_nodes(cluster)
     if not nodes:
-        sys.exit(f"[images] kind cluster {cluster!r} has no nodes; run `make cluster` first")
+        raise RuntimeError(f"kind cluster {cluster!r} has no nodes; run `make cluster` first")
     for index, image in enumerate(images, start=1):
         start = time.monotonic()
         log(f"({index}/{len(images)}) {image.ref(tag)} -> kind cluster {cluster} ({len(nodes)} nodes)")
@@ -365,9 +361,9 @@ def command_load(names: list[str]) -> None:
         log(f"({index}/{len(images)}) {image.name}: {outcome} in {time.monotonic() - start:.0f} s")
 
 
-def command_push(registry: str) -> None:
-    tag = image_tag()
-    for image in IMAGES:
+def push(registry: str, tag: str) -> None:
+    """Tags every image for `registry` and pushes it there."""
+    for image in config.images():
         target = f"{registry.rstrip('/')}/{image.ref(tag)}"
         log(f"pushing {target}")
         subprocess.run(["docker", "tag", image.ref(tag), target], check=True)
@@ -389,10 +385,10 @@ python3 -m venv /lock-venv
 """
 
 
-def command_lock() -> None:
+def lock() -> None:
     """Resolves requirements.txt in the image's own Python and freezes the result as constraints."""
     base_image = resolve_base_image()
-    airflow_dir = ROOT / "images" / "airflow"
+    airflow_dir = config.IMAGES_DIR / "airflow"
     log(f"resolving {airflow_dir / 'requirements.txt'} in {base_image} (a few minutes)")
     ca_mounts = [arg for path in extra_ca_files() for arg in ("-v", f"{path}:/build-ca/{path.name}:ro")]
     result = subprocess.run(
@@ -412,39 +408,6 @@ def command_lock() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    header = (
-        "# Generated by `python scripts/images.py lock` (pip freeze in the image's Python). Do not edit.\n"
-    )
+    header = "# Generated by `make images-lock` (pip freeze in the image's Python). Do not edit.\n"
     (airflow_dir / "constraints.txt").write_text(header + result.stdout)
     log(f"wrote {len(result.stdout.splitlines())} pins to images/airflow/constraints.txt")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("build", "load"):
-        commands.add_parser(name).add_argument("names", nargs="*", metavar="NAME")
-    commands.add_parser("tag")
-    commands.add_parser("refs")
-    commands.add_parser("push").add_argument("registry")
-    commands.add_parser("lock")
-    args = parser.parse_args()
-    if args.command == "build":
-        command_build(args.names)
-    elif args.command == "load":
-        command_load(args.names)
-    elif args.command == "tag":
-        print(image_tag())
-    elif args.command == "refs":
-        tag = image_tag()
-        print("\n".join(image.ref(tag) for image in IMAGES))
-    elif args.command == "push":
-        command_push(args.registry)
-    else:
-        command_lock()
-
-
-if __name__ == "__main__":
-    main()

@@ -9,36 +9,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
 import time
-from pathlib import Path
 
 import airflow_client.client as airflow_client
 import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "charts" / "airflow-platform"
-KIND_VALUES = CHART / "values-kind.yaml"
-RELEASE = os.environ.get("RELEASE", "airflow-platform")
-NAMESPACE = os.environ.get("AIRFLOW_NAMESPACE", "airflow")
-CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "airflow-platform")
+from scripts import config
+from scripts.common import run
+
+CHART = config.CHART
+RELEASE = config.RELEASE
+NAMESPACE = config.AIRFLOW_NAMESPACE
 API_SERVICE = f"{RELEASE}-api-server"
 ADMIN_SECRET = f"{RELEASE}-admin"
 ADMIN_USER = "admin"
 FINISHED_STATES = {"success", "failed"}
-
-
-def image_tag() -> str:
-    result = subprocess.run(
-        [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/images.py"), "tag"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
 
 
 def install_fingerprint(tag: str, extra_args: list[str]) -> str:
@@ -52,21 +40,21 @@ def install_fingerprint(tag: str, extra_args: list[str]) -> str:
 
 def deployed_description() -> str | None:
     result = subprocess.run(
-        ["helm", "status", RELEASE, "--namespace", NAMESPACE, "-o", "json"], capture_output=True, text=True
-    )
+        ["helm", "status", RELEASE, "--namespace", NAMESPACE, "-o", "json"],
+        capture_output=True, text=True, env=config.tool_env(),
+    )  # fmt: skip
     if result.returncode:
         return None
     info = json.loads(result.stdout)["info"]
     return info.get("description") if info.get("status") == "deployed" else None
 
 
-def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20m") -> bool:
-    """Installs or upgrades the release; skips it (returns False) when nothing it depends on changed.
-
-    The fingerprint travels as the release description, so a second `make up` changes nothing.
+def helm_upgrade_install(tag: str, extra_args: list[str] | None = None, timeout: str = "20m") -> bool:
+    """Installs or upgrades the release with images `tag`; skips it (returns False) when nothing it
+    depends on changed. The fingerprint travels as the release description, so a second `make up`
+    changes nothing.
     """
     extra_args = extra_args or []
-    tag = image_tag()  # hashes every image source: compute it once
     description = f"airflow-platform fingerprint {install_fingerprint(tag, extra_args)}"
     if deployed_description() == description:
         print(f"    release {RELEASE} is deployed and unchanged: nothing to do", flush=True)
@@ -74,18 +62,18 @@ def helm_upgrade_install(extra_args: list[str] | None = None, timeout: str = "20
     command = [
         "helm", "upgrade", "--install", RELEASE, str(CHART),
         "--namespace", NAMESPACE, "--create-namespace",
-        "--values", str(KIND_VALUES),
+        "--values", str(config.KIND_VALUES),
         "--set", f"images.tag={tag}",
         "--description", description,
         "--wait", "--timeout", timeout,
         *extra_args,
     ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
+    run(*command, cwd=config.ROOT)
     return True
 
 
 def core_api() -> k8s.CoreV1Api:
-    k8s_config.load_kube_config()
+    k8s_config.load_kube_config(config_file=str(config.KUBECONFIG))
     return k8s.CoreV1Api()
 
 
@@ -101,7 +89,7 @@ def admin_password_command() -> str:
 def _control_plane_address() -> str:
     result = subprocess.run(
         ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-         f"{CLUSTER_NAME}-control-plane"],
+         f"{config.CLUSTER_NAME}-control-plane"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return result.stdout.strip()

@@ -1,25 +1,22 @@
 """`make up`: the platform on a local kind cluster, the sync DAG run once, the UI address printed.
 
-Each phase prints its progress and duration; a failing phase names itself and says where to look.
-Phase timings are written to .cache/timings.json for `make e2e` and `make bench`.
+Every phase is a function called in this process (no `make` call back): tools, Docker engine, node
+image, cluster, images, load, install, ready, DAG run. The image tag is computed once (it hashes
+every image source) and passed to the phases that need it. Each phase prints its progress and
+duration; a failing phase names itself and says where to look. Phase timings go to
+.cache/timings.json for `make e2e` and `make bench`.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scripts import cluster, config, images, node_image, platform_api, shell_steps
 
-import platform_api
-
-ROOT = Path(__file__).resolve().parent.parent
-TIMINGS_FILE = ROOT / ".cache" / "timings.json"
 SYNC_DAG_ID = "clickhouse_db_sync"
 
 
@@ -30,21 +27,6 @@ class Phase:
     where_to_look: str
 
 
-def make(target: str) -> Callable[[], None]:
-    def run() -> None:
-        subprocess.run(["make", "--no-print-directory", target], cwd=ROOT, check=True)
-
-    return run
-
-
-def install() -> None:
-    platform_api.helm_upgrade_install()
-
-
-def wait_ready() -> None:
-    platform_api.wait_for_api_server()
-
-
 def run_sync_dag() -> str:
     state = platform_api.run_dag_once(SYNC_DAG_ID)
     if state != "success":
@@ -52,23 +34,35 @@ def run_sync_dag() -> str:
     return state
 
 
-PHASES = [
-    Phase("tools", make("tools"), "make tools"),
-    Phase("cluster", make("cluster"), "docker ps; kind export logs --name $CLUSTER_NAME"),
-    Phase("images", make("images"), "make images"),
-    Phase("load", make("load"), "docker images 'airflow-platform/*'"),
-    Phase(
-        "install",
-        install,
-        "kubectl -n airflow get pods; kubectl -n airflow get events --sort-by=.lastTimestamp",
-    ),
-    Phase("ready", wait_ready, "kubectl -n airflow logs deploy/airflow-platform-api-server"),
-    Phase(
-        "dag run",
-        run_sync_dag,
-        "kubectl -n airflow logs deploy/airflow-platform-scheduler; kubectl get pods -A -l dag_id",
-    ),
-]
+def phases(tag: str) -> list[Phase]:
+    """The steps of `make up`, in order, all with the same image tag."""
+    namespace = config.AIRFLOW_NAMESPACE
+    every_image = list(config.images())
+    return [
+        Phase("tools", shell_steps.tools, "scripts/tools.sh (TOOLS_SOURCE=download|go)"),
+        Phase("docker", shell_steps.docker_engine, "scripts/docker/ensure-engine.sh"),
+        Phase("node image", node_image.main, ".cache/node-image/; NODE_IMAGE_SOURCE=build|official"),
+        Phase("cluster", cluster.up, f"docker ps; kind export logs --name {config.CLUSTER_NAME}"),
+        Phase("images", lambda: images.build(every_image, tag), ".cache/images/<image>.log"),
+        Phase(
+            "load", lambda: images.load(every_image, tag), f"docker images '{config.repository_prefix()}/*'"
+        ),
+        Phase(
+            "install",
+            lambda: platform_api.helm_upgrade_install(tag),
+            f"kubectl -n {namespace} get pods; kubectl -n {namespace} get events --sort-by=.lastTimestamp",
+        ),
+        Phase(
+            "ready",
+            platform_api.wait_for_api_server,
+            f"kubectl -n {namespace} logs deploy/{platform_api.API_SERVICE}",
+        ),
+        Phase(
+            "dag run",
+            run_sync_dag,
+            f"kubectl -n {namespace} logs deploy/{config.RELEASE}-scheduler; kubectl get pods -A -l dag_id",
+        ),
+    ]
 
 
 def run_phases(phases: list[Phase]) -> dict[str, float]:
@@ -78,7 +72,7 @@ def run_phases(phases: list[Phase]) -> dict[str, float]:
         started = time.monotonic()
         try:
             phase.run()
-        except Exception as error:  # any failure: name the phase and where to look, not a stack trace
+        except (Exception, SystemExit) as error:  # name the phase and where to look, not a stack trace
             elapsed = time.monotonic() - started
             print(f"!!! phase '{phase.name}' failed after {elapsed:.0f} s: {error}", file=sys.stderr)
             print(f"    look here: {phase.where_to_look}", file=sys.stderr)
@@ -89,21 +83,20 @@ def run_phases(phases: list[Phase]) -> dict[str, float]:
 
 
 def write_timings(timings: dict[str, float]) -> None:
-    TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
+    config.TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(config.TIMINGS_FILE.read_text()) if config.TIMINGS_FILE.exists() else {}
     existing["up"] = timings
-    TIMINGS_FILE.write_text(json.dumps(existing, indent=2) + "\n")
+    config.TIMINGS_FILE.write_text(json.dumps(existing, indent=2) + "\n")
 
 
 def main() -> None:
-    timings = run_phases(PHASES)
+    started = time.monotonic()
+    tag = images.image_tag()
+    print(f"==> image tag {tag} (computed in {time.monotonic() - started:.1f} s)", flush=True)
+    timings = run_phases(phases(tag))
     write_timings(timings)
     print()
     print(f"Platform is up in {sum(timings.values()):.0f} s. {SYNC_DAG_ID}: success")
     print(f"  Airflow UI:  {platform_api.ui_url()}")
     print(f"  User:        {platform_api.ADMIN_USER}")
     print(f"  Password:    {platform_api.admin_password_command()}")
-
-
-if __name__ == "__main__":
-    main()

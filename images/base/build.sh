@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds the air-gapped base image: a Debian minbase rootfs made by debootstrap, imported into Docker
-# under the name the Dockerfiles take as BASE_IMAGE. Needs no registry, only a Debian mirror.
-# Idempotent: skips when the image exists; reuses the cached rootfs tarball under .cache/.
+# under the name given as $1 (what the Dockerfiles take as BASE_IMAGE). Needs no registry, only a
+# Debian mirror. Idempotent: skips when the image exists; reuses the cached rootfs tarball under .cache/.
+# Run by scripts/images.py, which passes DEBIAN_SUITE from versions.env.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-readonly SUITE="${DEBIAN_SUITE:-bookworm}"
+readonly IMAGE="${1:?usage: build.sh IMAGE (e.g. airflow-platform/debian-base:SUITE)}"
+readonly SUITE="${DEBIAN_SUITE:?set DEBIAN_SUITE (versions.env)}"
 readonly MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 readonly SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
-readonly IMAGE="airflow-platform/debian-base:${SUITE}"
 readonly CACHE_DIR=.cache/debian-base
 readonly TARBALL="$CACHE_DIR/${SUITE}-minbase.tar"
 

@@ -4,29 +4,20 @@ from the generated Secret, and the demo ClickHouse pair with its loader Job."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
 import pytest
 import requests
 
+from scripts.images import image_tag
+
 from .pod_runner import PodRunner
-from .rendering import NAMESPACE, RELEASE, ROOT, Manifest, find, render
+from .rendering import NAMESPACE, RELEASE, Manifest, find, render
 
 pytestmark = pytest.mark.docker
 
 JOBS = "airflow-jobs"
-
-
-def image_tag() -> str:
-    if os.environ.get("IMAGES_TAG"):
-        return os.environ["IMAGES_TAG"]
-    result = subprocess.run(
-        [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/images.py"), "tag"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return result.stdout.strip()
 
 
 @pytest.fixture(scope="module")

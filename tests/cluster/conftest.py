@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client, config
 from kubernetes.stream import stream
 
-ROOT = Path(__file__).resolve().parents[2]
-POOLS_FILE = ROOT / "node-pools" / "pools.yaml"
-CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "airflow-platform")
-KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cache" / "kubeconfig"))
-TOOLS_PATH = f"{ROOT / '.tools/bin'}:{os.environ['PATH']}"
+from scripts import cluster
+from scripts import config as platform_config
+from scripts.common import wait_until
+from tests.facts import POOLS
 
 
 @pytest.fixture(scope="session")
 def pools() -> dict:
-    return yaml.safe_load(POOLS_FILE.read_text())["pools"]
+    return POOLS["pools"]
 
 
 @pytest.fixture(scope="session")
 def core() -> client.CoreV1Api:
-    config.load_kube_config(config_file=KUBECONFIG, context=f"kind-{CLUSTER_NAME}")
+    config.load_kube_config(config_file=str(platform_config.KUBECONFIG), context=platform_config.KUBE_CONTEXT)
     return client.CoreV1Api()
 
 
@@ -46,24 +41,17 @@ def nodes_by_pool(core: client.CoreV1Api, pools: dict) -> dict[str, client.V1Nod
 @pytest.fixture(scope="session")
 def test_image() -> str:
     """A locally built image (a marker file on the shell image every node has), `kind load`ed."""
-    base = helper_image()
+    base = cluster.helper_image()
     tag = f"airflow-platform/cluster-test:{uuid.uuid4().hex[:8]}"
     dockerfile = f"FROM {base}\nRUN echo loaded-by-kind > /cluster-test-marker\n"
     subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True)
     subprocess.run(
-        ["kind", "load", "docker-image", tag, "--name", CLUSTER_NAME],
+        ["kind", "load", "docker-image", tag, "--name", platform_config.CLUSTER_NAME],
         check=True,
-        env={**os.environ, "PATH": TOOLS_PATH},
+        env=platform_config.tool_env(),
     )
     yield tag
     subprocess.run(["docker", "rmi", tag], capture_output=True)
-
-
-def helper_image() -> str:
-    """The shell image preloaded in every node (local-path-provisioner's helper)."""
-    config.load_kube_config(config_file=KUBECONFIG, context=f"kind-{CLUSTER_NAME}")
-    cm = client.CoreV1Api().read_namespaced_config_map("local-path-config", "local-path-storage")
-    return yaml.safe_load(cm.data["helperPod.yaml"])["spec"]["containers"][0]["image"]
 
 
 @pytest.fixture
@@ -102,14 +90,7 @@ def pod_manifest(name: str, image: str, command: list[str], **spec: object) -> d
 
 
 def wait_for(check: Callable[[], object], what: str, timeout_s: float = 120) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(1)
+    return wait_until(check, what, timeout_s, interval_s=1)
 
 
 def wait_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str]) -> client.V1Pod:

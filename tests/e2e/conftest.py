@@ -7,33 +7,24 @@ client, Kubernetes through its Python client, Helm through its CLI.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts import config, platform_api
+from tests.facts import POOL_LABEL, TASK_POD_NAMESPACES
 
-import platform_api  # noqa: E402
-
-TIMINGS_FILE = ROOT / ".cache" / "timings.json"
-POOLS = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())
-WORKER_NAMESPACE = "airflow-workers"
-WORKLOAD_NAMESPACES = ("airflow-jobs", "airflow-gpu-jobs")
-TASK_POD_NAMESPACES = (WORKER_NAMESPACE, *WORKLOAD_NAMESPACES)
+TIMINGS_FILE = config.TIMINGS_FILE
 
 
 @pytest.fixture(scope="session")
 def kube() -> k8s.ApiClient:
-    k8s_config.load_kube_config()
+    k8s_config.load_kube_config(config_file=str(config.KUBECONFIG))
     return k8s.ApiClient()
 
 
@@ -45,11 +36,10 @@ def core(kube: k8s.ApiClient) -> k8s.CoreV1Api:
 @pytest.fixture(scope="session")
 def node_pools(core: k8s.CoreV1Api) -> dict[str, str]:
     """Node name -> pool name, read from the pool label of node-pools/pools.yaml."""
-    label = POOLS["poolLabelKey"]
     return {
-        node.metadata.name: node.metadata.labels[label]
+        node.metadata.name: node.metadata.labels[POOL_LABEL]
         for node in core.list_node().items
-        if label in (node.metadata.labels or {})
+        if POOL_LABEL in (node.metadata.labels or {})
     }
 
 

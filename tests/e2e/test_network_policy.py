@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 
-import platform_api
 import pytest
-import yaml
 from kubernetes import client as k8s
 
-from .conftest import ROOT
+from scripts.images import image_tag
+from tests.facts import POOL_LABEL, image_ref
 
 pytestmark = pytest.mark.cluster
 
-POOL_LABEL = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())["poolLabelKey"]
 API_SERVER = ("airflow-platform-api-server.airflow.svc.cluster.local", 8080)
 METADATA_DB = ("airflow-platform-postgres.airflow.svc.cluster.local", 5432)
 CLICKHOUSE_SOURCE = ("clickhouse-source.airflow-jobs.svc.cluster.local", 9000)
@@ -47,7 +45,7 @@ def _probe_pod(namespace: str, service_account: str, target: tuple[str, int]) ->
             containers=[
                 k8s.V1Container(
                     name="probe",
-                    image=f"airflow-platform/clickhouse-tools:{platform_api.image_tag()}",
+                    image=image_ref("clickhouse-tools", image_tag()),
                     image_pull_policy="IfNotPresent",
                     command=["python", "-c", PROBE_SCRIPT, target[0], str(target[1])],
                     security_context=restricted,

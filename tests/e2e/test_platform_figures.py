@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
-import platform_api
 import pytest
 from kubernetes import client as k8s
+
+from scripts import platform_api
 
 from .conftest import SyncRun, record_timing
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-import platform_api
 import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
+
+from scripts import platform_api
 
 pytestmark = pytest.mark.cluster
 

@@ -13,7 +13,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from .conftest import WORKER_NAMESPACE, SyncRun
+from tests.facts import WORKER_NAMESPACE
+
+from .conftest import SyncRun
 
 pytestmark = pytest.mark.cluster
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import subprocess
 
-import platform_api
 import pytest
 from kubernetes import client as k8s
+
+from scripts import platform_api
+from scripts.images import image_tag
+from tests.facts import PLATFORM_NAMESPACES
 
 pytestmark = pytest.mark.cluster
 
 SELECTOR = f"app.kubernetes.io/instance={platform_api.RELEASE}"
-NAMESPACES = ("airflow", "airflow-workers", "airflow-jobs", "airflow-gpu-jobs")
+NAMESPACES = PLATFORM_NAMESPACES
 
 
 def _generated_secrets(core: k8s.CoreV1Api) -> dict[str, dict[str, str]]:
@@ -26,7 +29,7 @@ def _generated_secrets(core: k8s.CoreV1Api) -> dict[str, dict[str, str]]:
 def test_upgrade_keeps_generated_secrets(core: k8s.CoreV1Api) -> None:
     before = _generated_secrets(core)
     assert platform_api.ADMIN_SECRET in before
-    platform_api.helm_upgrade_install(["--set", "airflow.config.core.parallelism=48"])
+    platform_api.helm_upgrade_install(image_tag(), ["--set", "airflow.config.core.parallelism=48"])
     assert _generated_secrets(core) == before
     assert platform_api.admin_password()  # still readable, and the same (compared above)
 

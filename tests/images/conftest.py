@@ -1,34 +1,18 @@
-"""Fixtures for the image tests: images built (or reused from the layer cache) by scripts/images.py,
+"""Fixtures for the image tests: images built (or reused from the layer cache) by scripts.images,
 and containers run from them with the real Docker engine."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from scripts import config, images
 from tests.chart.rendering import NAMESPACE, find, render
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_images_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("images_script", ROOT / "scripts" / "images.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-images_script = load_images_script()
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -38,9 +22,9 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def image_refs() -> dict[str, str]:
     """Every image built once per session; a rebuild without changes only hits the layer cache."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "images.py"), "build"], check=True, cwd=ROOT)
-    tag = images_script.image_tag()
-    return {image.name: image.ref(tag) for image in images_script.IMAGES}
+    tag = images.image_tag()
+    images.build(list(config.images()), tag)
+    return {image.name: image.ref(tag) for image in config.images()}
 
 
 def chart_file(configmap: str, key: str, values_file: str = "values-kind.yaml") -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.conftest import ROOT, chart_file, docker, run_in, writable_mounts
+from tests.facts import ROOT
+from tests.images.conftest import chart_file, docker, run_in, writable_mounts
 
 pytestmark = pytest.mark.docker
 

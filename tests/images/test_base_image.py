@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.images.conftest import ROOT, images_script, run_in
+from scripts import config, images
+from tests.images.conftest import run_in
 
 pytestmark = pytest.mark.docker
 
 
-def test_base_builds_without_a_registry_and_runs_bookworm() -> None:
-    subprocess.run([str(ROOT / "images/base/build.sh")], check=True)
-    result = run_in(images_script.AIRGAPPED_BASE, "cat", "/etc/os-release")
+def test_base_builds_without_a_registry_and_runs_the_pinned_suite() -> None:
+    suite = config.VERSIONS["DEBIAN_SUITE"]
+    images.build_airgapped_base()
+    result = run_in(images.AIRGAPPED_BASE, "cat", "/etc/os-release")
     assert result.returncode == 0, result.stderr
-    assert "VERSION_CODENAME=bookworm" in result.stdout
-    sources = run_in(images_script.AIRGAPPED_BASE, "cat", "/etc/apt/sources.list").stdout
-    assert "bookworm-security" in sources
+    assert f"VERSION_CODENAME={suite}" in result.stdout
+    sources = run_in(images.AIRGAPPED_BASE, "cat", "/etc/apt/sources.list").stdout
+    assert f"{suite}-security" in sources

@@ -1,4 +1,5 @@
-"""scripts/images.py: the content-derived tag and the small per-image build context (no Docker needed)."""
+"""scripts.images: the content-derived tag, the image list and the small per-image build context
+(no Docker needed)."""
 
 from __future__ import annotations
 
@@ -7,39 +8,45 @@ import re
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from tests.images.conftest import ROOT, images_script
+from scripts import config, images
+from scripts.config import ROOT
 
 
 def tag_from_cli() -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/images.py"), "tag"], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "scripts", "images", "tag"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     return result.stdout.strip()
 
 
-def test_tag_is_a_version_with_a_content_hash_and_is_stable() -> None:
+def test_tag_is_the_chart_version_with_a_content_hash_and_is_stable() -> None:
     tag = tag_from_cli()
-    assert re.fullmatch(r"\d+\.\d+\.\d+-[0-9a-f]{12}", tag)
-    assert tag == tag_from_cli() == images_script.image_tag()
+    assert re.fullmatch(rf"{re.escape(config.chart_metadata()['version'])}-[0-9a-f]{{12}}", tag)
+    assert tag == tag_from_cli() == images.image_tag()
 
 
 def test_tag_changes_when_an_image_file_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = images_script.image_tag()
-    original_read = images_script.Path.read_bytes
+    before = images.image_tag()
+    original_read = Path.read_bytes
 
-    def read_with_one_file_changed(path: images_script.Path) -> bytes:
+    def read_with_one_file_changed(path: Path) -> bytes:
         content = original_read(path)
         return content + b"\n# changed" if path.name == "entrypoint.sh" else content
 
-    monkeypatch.setattr(images_script.Path, "read_bytes", read_with_one_file_changed)
-    assert images_script.image_tag() != before
+    monkeypatch.setattr(Path, "read_bytes", read_with_one_file_changed)
+    assert images.image_tag() != before
 
 
 def context_names(name: str) -> set[str]:
-    context = images_script.context_tar(images_script.IMAGES_BY_NAME[name])
+    context = images.context_tar(*images.selected([name]))
     with tarfile.open(fileobj=io.BytesIO(context)) as tar:
         return set(tar.getnames())
 
@@ -49,31 +56,61 @@ def test_airflow_context_holds_only_its_files() -> None:
     assert "images/airflow/Dockerfile" in names
     assert "images/airflow/constraints.txt" in names
     assert any(name.startswith("dags/") for name in names)
-    assert f"{images_script.BUILD_CA_DIR}/README.md" in names
+    assert f"{images.BUILD_CA_DIR}/README.md" in names
     outside = {name for name in names if not name.startswith(("images/airflow/", "dags/", "images/base/ca-"))}
     assert outside == set()
     assert not any(".egg-info" in name or "__pycache__" in name for name in names)
 
 
-@pytest.mark.parametrize("name", [image.name for image in images_script.IMAGES])
-def test_every_dockerfile_takes_the_base_image_as_an_argument(name: str) -> None:
-    dockerfile = (ROOT / images_script.IMAGES_BY_NAME[name].dockerfile).read_text()
-    assert "ARG BASE_IMAGE=debian:bookworm-slim" in dockerfile
+def test_context_is_what_the_dockerfile_copies(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM x\nCOPY --chown=1:0 dags/ /opt/dags/\nCOPY images/a/one images/a/two /tmp/\nRUN echo COPY no/\n"
+    )
+    assert images.copy_sources(dockerfile) == ["dags", "images/a/one", "images/a/two"]
+
+
+def test_every_image_folder_is_an_image_with_the_repository_the_chart_names() -> None:
+    folders = sorted(path.parent.name for path in (ROOT / "images").glob("*/Dockerfile"))
+    assert [image.name for image in config.images()] == [name for name in folders if name != "base"]
+    for image in config.images():
+        assert image.repository.endswith(f"/{image.name}")
+
+
+def test_an_image_folder_the_chart_does_not_know_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "image_folders", lambda: ["airflow", "git-server"])
+    config.images.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"images/git-server/ has no entry images\.<key>\.repository"):
+            config.images()
+    finally:
+        config.images.cache_clear()
+
+
+def test_an_unknown_image_name_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown image\(s\) \['nope'\]; known: \['airflow'"):
+        images.selected(["nope"])
+
+
+@pytest.mark.parametrize("image", config.images(), ids=lambda image: image.name)
+def test_every_dockerfile_takes_the_base_image_as_an_argument(image: config.Image) -> None:
+    dockerfile = (ROOT / image.dockerfile).read_text()
+    assert re.search(r"^ARG BASE_IMAGE\b", dockerfile, re.MULTILINE)
     assert "FROM ${BASE_IMAGE}" in dockerfile
     assert re.search(r"^USER \d+", dockerfile, re.MULTILINE), "numeric non-root USER (runAsNonRoot)"
 
 
-def test_official_base_is_used_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_base_is_the_pinned_debian_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGES_BASE", "official")
-    assert images_script.resolve_base_image() == "debian:bookworm-slim"
+    assert images.resolve_base_image() == f"debian:{config.VERSIONS['DEBIAN_SUITE']}-slim"
 
 
 def test_unknown_base_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGES_BASE", "somewhere")
-    with pytest.raises(SystemExit, match="IMAGES_BASE"):
-        images_script.resolve_base_image()
+    with pytest.raises(ValueError, match="IMAGES_BASE"):
+        images.resolve_base_image()
 
 
 def test_images_tag_overrides_the_content_tag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGES_TAG", "1.2.3")
-    assert images_script.image_tag() == "1.2.3"
+    assert images.image_tag() == "1.2.3"

@@ -3,23 +3,12 @@ Ready and placed on its pool, the namespaces carry what the chart rendered."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from .rendering import HELM, NAMESPACE, POOLS, RELEASE, helm
+from tests.chart.rendering import HELM, helm
+from tests.facts import AIRFLOW_POOL, NAMESPACE, PLATFORM_NAMESPACES, POOL_LABEL, RELEASE, SERVICES_POOL
 
 pytestmark = pytest.mark.cluster
-
-PLATFORM_NAMESPACES = (NAMESPACE, "airflow-workers", "airflow-jobs", "airflow-gpu-jobs")
-
-
-@pytest.fixture(scope="module")
-def core():
-    from kubernetes import client, config
-
-    config.load_kube_config(os.environ.get("KUBECONFIG"))
-    return client.CoreV1Api()
 
 
 def test_helm_test_hook_passes() -> None:
@@ -27,9 +16,8 @@ def test_helm_test_hook_passes() -> None:
     assert result.returncode == 0, f"{HELM} test failed:\n{result.stdout}\n{result.stderr}"
 
 
-def test_platform_pods_are_ready_on_the_general_pool(core) -> None:
-    pool_label = POOLS["poolLabelKey"]
-    nodes = {node.metadata.name: node.metadata.labels.get(pool_label) for node in core.list_node().items}
+def test_platform_pods_are_ready_on_their_pools(core) -> None:
+    nodes = {node.metadata.name: node.metadata.labels.get(POOL_LABEL) for node in core.list_node().items}
     selector = f"app.kubernetes.io/instance={RELEASE}"
     pods = [
         p for ns in PLATFORM_NAMESPACES for p in core.list_namespaced_pod(ns, label_selector=selector).items
@@ -41,7 +29,7 @@ def test_platform_pods_are_ready_on_the_general_pool(core) -> None:
     for pod in long_running:
         ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready")
         assert ready == "True", f"{pod.metadata.namespace}/{pod.metadata.name} is not Ready"
-        assert nodes[pod.spec.node_name] == "general", pod.metadata.name
+        assert nodes[pod.spec.node_name] in {AIRFLOW_POOL, SERVICES_POOL}, pod.metadata.name
 
 
 def test_live_namespaces_enforce_restricted(core) -> None:

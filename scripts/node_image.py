@@ -1,15 +1,14 @@
-#!/usr/bin/env python3
-"""Builds a kind node image for $KUBERNETES_VERSION from the Go module proxy and Debian apt alone.
+"""Builds a kind node image for KUBERNETES_VERSION from the Go module proxy and Debian apt alone.
 
 Phases (each cached, each printed with its duration):
   binaries    Kubernetes (scripts/k8s/build-binaries.sh), containerd, CoreDNS, CNI plugins,
               local-path-provisioner (`go install module@version`), etcd, pause and podnet (modules
-              under go/), each in .cache/node-image/bin/<name>-<version or source hash>.
+              under scripts/node-image/go/), each in .cache/node-image/bin/<name>-<version or hash>.
   rootfs      debootstrap of the node's Debian root filesystem, cached as a tarball, `docker import`ed.
   images      one image per control-plane component, tagged exactly as `kubeadm config images list`
               prints them, plus podnet (CNI + NetworkPolicy), local-path-provisioner and its helper.
-  node        base + binaries + files/, every image imported into containerd's k8s.io namespace and
-              pinned, then `docker commit` with the entrypoint.
+  node        base + binaries + scripts/node-image/files/, every image imported into containerd's
+              k8s.io namespace and pinned, then `docker commit` with the entrypoint.
 Every image carries a build-key label (a hash of its inputs), so an unchanged input rebuilds nothing.
 On a machine that reaches the registries the official kindest/node image is used instead
 (NODE_IMAGE_SOURCE=build|official overrides the detection). Stdlib only: runs before the venv exists.
@@ -28,40 +27,25 @@ import tarfile
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-CACHE = ROOT / ".cache" / "node-image"
+from scripts import config
+from scripts.common import Logger
+
+HERE = config.ROOT / "scripts" / "node-image"  # the node's files, Go modules and kube-proxy wrapper
+ROOT = config.ROOT
+CACHE = config.CACHE / "node-image"
 BIN = CACHE / "bin"
 FILES = HERE / "files"
 CURRENT_IMAGE_FILE = CACHE / "current-image"
 KEY_LABEL = "airflow-platform.io/build-key"
-NODE_REPOSITORY = "airflow-platform/kind-node"
-
-
-def read_env(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs if not key.startswith("#")}
-
-
-VERSIONS = {**read_env(ROOT / "versions.env"), **read_env(HERE / "versions.env")}
-K8S_VERSION = os.environ.get("KUBERNETES_VERSION", VERSIONS["KUBERNETES_VERSION"])
-SUITE = os.environ.get("DEBIAN_SUITE", VERSIONS.get("DEBIAN_SUITE", "bookworm"))
-
-
-def log(message: str) -> None:
-    print(f"[node-image] {message}", flush=True)
-
-
-@contextmanager
-def phase(name: str) -> Iterator[None]:
-    start = time.monotonic()
-    log(f"--- {name}")
-    yield
-    log(f"--- {name} done in {time.monotonic() - start:.1f} s")
+PREFIX = f"{config.PROJECT}/kind"  # every image this module builds: <PREFIX>-node, <PREFIX>-podnet...
+NODE_REPOSITORY = f"{PREFIX}-node"
+VERSIONS = config.VERSIONS
+K8S_VERSION = VERSIONS["KUBERNETES_VERSION"]
+SUITE = VERSIONS["DEBIAN_SUITE"]
+log = Logger("node-image")
+phase = log.phase
 
 
 def run(*args: str | Path, capture: bool = False, **kwargs: object) -> str:
@@ -201,7 +185,7 @@ def docker_build(ref: str, dockerfile: str, context: dict[str, Path], key: str) 
 def build_rootfs() -> str:
     packages = VERSIONS["NODE_PACKAGES"]
     key = digest(SUITE, packages)
-    ref = f"airflow-platform/kind-node-base:{SUITE}-{key}"
+    ref = f"{PREFIX}-node-base:{SUITE}-{key}"
     if image_key(ref) is not None:
         log(f"{ref} up to date")
         return ref
@@ -294,12 +278,12 @@ def build_images(bins: dict[str, Path], base: str) -> list[str]:
 
 
 def addon_ref(name: str, binary_dir: Path) -> str:
-    return f"airflow-platform/kind-{name}:{binary_dir.name.rsplit('-', 1)[-1]}"
+    return f"{PREFIX}-{name}:{binary_dir.name.rsplit('-', 1)[-1]}"
 
 
 def helper_ref(base: str) -> str:
     """local-path-provisioner's helper pod only needs a shell: the node base image is one."""
-    return "airflow-platform/kind-local-path-helper:" + base.rsplit(":", 1)[-1]
+    return f"{PREFIX}-local-path-helper:" + base.rsplit(":", 1)[-1]
 
 
 # --- node image ----------------------------------------------------------------------------------
@@ -308,9 +292,9 @@ def node_files(bins: dict[str, Path], images: list[str], pause: str) -> bytes:
     by_prefix = {ref.split(":")[0]: ref for ref in images}
     substitutions = {
         "@PAUSE_IMAGE@": pause,
-        "@PODNET_IMAGE@": by_prefix["airflow-platform/kind-podnet"],
-        "@LOCAL_PATH_IMAGE@": by_prefix["airflow-platform/kind-local-path-provisioner"],
-        "@HELPER_IMAGE@": by_prefix["airflow-platform/kind-local-path-helper"],
+        "@PODNET_IMAGE@": by_prefix[f"{PREFIX}-podnet"],
+        "@LOCAL_PATH_IMAGE@": by_prefix[f"{PREFIX}-local-path-provisioner"],
+        "@HELPER_IMAGE@": by_prefix[f"{PREFIX}-local-path-helper"],
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -365,7 +349,7 @@ def build_node(bins: dict[str, Path], base: str, images: list[str], expected: di
         log(f"{ref} up to date")
         return ref
     previous = image_id(ref)
-    name = f"airflow-platform-node-build-{os.getpid()}"
+    name = f"{config.PROJECT}-node-build-{os.getpid()}"
     run(
         "docker",
         "run",
@@ -507,7 +491,3 @@ def main() -> int:
     CURRENT_IMAGE_FILE.write_text(ref + "\n")
     log(f"node image {ref} ready in {time.monotonic() - start:.1f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The platform's own tooling, importable by scripts and tests alike (`python -m scripts --help`)."""

@@ -1,0 +1,98 @@
+"""`python -m scripts COMMAND`: every step the Makefile dispatches to (run from the repository root).
+
+up                          the platform on kind, the sync DAG run once (make up)
+tools | docker              pinned kind/helm/kubectl; a Docker engine for kind
+node-image                  the kind node image (make node-image)
+cluster | down | kind-config  create (idempotent) / delete the kind cluster; print its config
+images build|load [NAME...] build the images / load them into the cluster (all by default)
+images push REGISTRY        tag and push every image to REGISTRY (e.g. registry.local:5000)
+images lock                 regenerate images/airflow/constraints.txt in the image's Python
+images tag | images refs    print the tag every image carries / every image reference
+diagnostics [--reason TEXT] collect cluster, Helm and Airflow state into .cache/artifacts/
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable
+
+from scripts import config
+
+
+def images_command(args: argparse.Namespace) -> None:
+    from scripts import images
+
+    tag = images.image_tag()  # hashes every image source: computed once per command
+    if args.action == "tag":
+        print(tag)
+    elif args.action == "refs":
+        print("\n".join(image.ref(tag) for image in config.images()))
+    elif args.action == "build":
+        images.build(images.selected(args.names), tag)
+    elif args.action == "load":
+        images.load(images.selected(args.names), tag)
+    elif args.action == "push":
+        if len(args.names) != 1:
+            raise ValueError("images push takes exactly one REGISTRY, e.g. registry.local:5000")
+        images.push(args.names[0], tag)
+    else:
+        images.lock()
+
+
+def step(module: str, function: str) -> Callable[[argparse.Namespace], object]:
+    """A command that imports `scripts.<module>` only when it runs (the node image needs no venv)."""
+
+    def call(_: argparse.Namespace) -> object:
+        return getattr(__import__(f"scripts.{module}", fromlist=[function]), function)()
+
+    return call
+
+
+def diagnostics_command(args: argparse.Namespace) -> None:
+    from scripts import diagnostics
+
+    diagnostics.collect(args.reason)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "up": step("up", "main"),
+    "tools": step("shell_steps", "tools"),
+    "docker": step("shell_steps", "docker_engine"),
+    "node-image": step("node_image", "main"),
+    "cluster": step("cluster", "up"),
+    "down": step("cluster", "down"),
+    "kind-config": step("cluster", "print_config"),
+    "images": images_command,
+    "diagnostics": diagnostics_command,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m scripts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        command = commands.add_parser(name)
+        if name == "images":
+            command.add_argument("action", choices=["build", "load", "push", "lock", "tag", "refs"])
+            command.add_argument("names", nargs="*", metavar="NAME")
+        elif name == "diagnostics":
+            command.add_argument("--reason", default="requested", help="why (written into the summary)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as error:
+        print(f"[{args.command}] ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

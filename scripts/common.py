@@ -1,0 +1,48 @@
+"""Small helpers every step uses: prefixed progress lines, timed phases, commands, polling."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from scripts import config
+
+
+class Logger:
+    """Prints `[prefix] message` lines, flushed at once (the output is read live by people and CI)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self, message: str) -> None:
+        print(f"[{self.prefix}] {message}", flush=True)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Logs the start of a named phase and, when it ends, how long it took."""
+        start = time.monotonic()
+        self(f"--- {name}")
+        yield
+        self(f"--- {name} done in {time.monotonic() - start:.1f} s")
+
+
+def run(*args: str | Path, capture: bool = False, check: bool = True, **kwargs: object) -> str:
+    """Runs a command with the pinned tools first on PATH; returns its stdout when captured."""
+    kwargs.setdefault("env", config.tool_env())
+    result = subprocess.run([str(a) for a in args], check=check, text=True, capture_output=capture, **kwargs)
+    return result.stdout if capture else ""
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout_s: float, interval_s: float = 2) -> object:
+    """Polls until predicate returns something truthy (returned); TimeoutError names what it waited for."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)

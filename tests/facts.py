@@ -1,0 +1,29 @@
+"""The facts tests assert against, each derived from its one home so no test hard-codes it:
+release and namespaces from scripts/config.py and the chart's values, pools from
+node-pools/pools.yaml, image repositories from the chart's values."""
+
+from __future__ import annotations
+
+from scripts import config
+
+ROOT = config.ROOT
+RELEASE = config.RELEASE
+NAMESPACE = config.AIRFLOW_NAMESPACE  # the release namespace: Airflow's control plane
+WORKER_NAMESPACE = config.worker_namespace()
+WORKLOAD_NAMESPACES = config.workload_namespaces()
+TASK_POD_NAMESPACES = (WORKER_NAMESPACE, *WORKLOAD_NAMESPACES)
+PLATFORM_NAMESPACES = config.platform_namespaces()
+NAMESPACE_OF_POOL = config.namespace_of_pool()
+
+POOLS = config.node_pools()  # node-pools/pools.yaml
+POOL_LABEL = POOLS["poolLabelKey"]
+POOL_NAMES = tuple(POOLS["pools"])
+AIRFLOW_POOL = config.installed_values()["nodePools"]["airflow"]  # Airflow components and worker pods
+SERVICES_POOL = config.installed_values()["nodePools"]["services"]  # Postgres, demo ClickHouse
+
+IMAGE_REPOSITORIES = {image.name: image.repository for image in config.images()}
+
+
+def image_ref(name: str, tag: str) -> str:
+    """`<repository>:<tag>` of the image folder images/<name>/."""
+    return f"{IMAGE_REPOSITORIES[name]}:{tag}"
