@@ -52,7 +52,7 @@ def test_version_parsing() -> None:
 
 def test_remote_function_escapes_and_masks_the_password() -> None:
     endpoint = Endpoint("source", "ch", 9000, "u", "it's", "db")
-    function = remote_function(endpoint, ".inner.mv", secure=False)
+    function = remote_function(endpoint, endpoint.database, ".inner.mv", secure=False)
     assert function == "remote('ch:9000', 'db', '.inner.mv', 'u', 'it\\'s')"
     assert quote_string("it's") not in mask_secret(function, "it's")
 

@@ -85,7 +85,7 @@ def test_destination_is_the_source(servers: Servers) -> None:
     same = {"--destination-host": "localhost", "--destination-port": str(servers.source.port)}
     run = run_tool(base_args(servers, fixture_db.DATABASE, **same))
     assert run.returncode == 6
-    assert_one_line_error(run.stderr, "is the source itself")
+    assert_one_line_error(run.stderr, "(the servers report the same identity): refusing to copy onto it")
     assert servers.source_client().execute("SELECT name FROM system.tables WHERE database = 'shop'") == before
 
 

@@ -29,7 +29,7 @@ def test_failed_create_is_reported_and_its_dependents_are_not_created(servers: S
     assert servers.destination_client().execute("SELECT x FROM partly_copy.good") == [(1,)]
 
 
-def test_mismatch_is_named_and_exits_10(servers: Servers) -> None:
+def test_mismatch_is_named_and_exits_10_in_recreate_mode(servers: Servers) -> None:
     # A materialized view that exists only on the destination fires while events is copied and adds
     # rows to audit_log: the tool warns before copying and verification names the table.
     destination = servers.destination.client()
@@ -41,9 +41,17 @@ def test_mismatch_is_named_and_exits_10(servers: Servers) -> None:
            AS SELECT toDateTime(day) AS at, 'extra' AS message FROM shop_foreign_view.events""",
     ):
         destination.execute(statement)
-    run = run_tool([*base_args(servers, "shop_foreign_view"), "--tables", "events", "audit_log"])
+    args = [
+        *base_args(servers, "shop_foreign_view"),
+        "--tables",
+        "events",
+        "audit_log",
+        "--strategy",
+        "recreate",
+    ]
+    run = run_tool(args)
     assert run.returncode == 10, run.stdout + run.stderr
-    (warning,) = run.lines("warning")
+    (warning,) = [line for line in run.lines("warning") if "object=" in line]
     assert "object=extra" in warning and "reads events" in warning
     (mismatch,) = run.lines("mismatch")
     assert "audit_log: rows source=300 destination=25300" in mismatch

@@ -16,7 +16,10 @@ QueryRunner = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 INNER_TABLE_PREFIXES = (".inner.", ".inner_id.", ".inner_target.")
 # Engines whose rows live on the server itself (anything else is schema only: views of other
 # tables, dictionaries, Distributed/Merge/Buffer over other tables, external integrations).
-_DATA_ENGINE_SUFFIXES = ("MergeTree", "Log", "Memory")
+_DATA_ENGINE_SUFFIXES = ("MergeTree", "Log", "Memory", "Join")
+# Engines that hold rows the server cannot read back (SELECT from a Set table is not implemented):
+# created empty, and said so in the plan and the summary.
+UNREADABLE_ENGINES = frozenset({"Set"})
 
 
 class ObjectKind(Enum):
@@ -34,7 +37,9 @@ class DbObject:
     kind: ObjectKind
     depends_on: set[str] = field(default_factory=set)
     mv_target: str | None = None  # TO table of a materialized view
+    mv_target_database: str | None = None  # its database when the DDL qualifies it
     estimated_rows: int | None = None
+    inner_table: str | None = None  # `.inner.<name>` of a materialized view on an Ordinary database
 
     @property
     def has_data(self) -> bool:
@@ -42,6 +47,14 @@ class DbObject:
         if self.kind is ObjectKind.MATERIALIZED_VIEW:
             return self.mv_target is None  # inner table: rows are copied through the view itself
         return self.kind is ObjectKind.TABLE and self.engine.endswith(_DATA_ENGINE_SUFFIXES)
+
+    @property
+    def unreadable(self) -> bool:
+        return self.kind is ObjectKind.TABLE and self.engine in UNREADABLE_ENGINES
+
+    @property
+    def mergetree(self) -> bool:
+        return self.kind is ObjectKind.TABLE and self.engine.endswith("MergeTree")
 
     @property
     def replicated(self) -> bool:
@@ -76,12 +89,29 @@ def read_catalog(run: QueryRunner, database: str) -> list[DbObject]:
         for name, engine, query in rows
         if not name.startswith(INNER_TABLE_PREFIXES) and query
     ]
+    inner_tables = {name for name, _, _ in rows if name.startswith(".inner.")}
     names = {obj.name for obj in objects}
     for obj in objects:
         obj.depends_on = (ddl.referenced_names(obj.create_query, database) & names) - {obj.name}
         if obj.kind is ObjectKind.MATERIALIZED_VIEW:
-            obj.mv_target = ddl.materialized_view_target(obj.create_query)
+            obj.mv_target_database, obj.mv_target = ddl.materialized_view_target_qualified(obj.create_query)
+            if obj.mv_target is None and f".inner.{obj.name}" in inner_tables:
+                obj.inner_table = f".inner.{obj.name}"
     return objects
+
+
+def inner_table_object(run: QueryRunner, database: str, view: DbObject) -> DbObject | None:
+    """The inner table of a materialized view as a table of its own (to stage and swap it)."""
+    if view.inner_table is None:
+        return None
+    rows = run(
+        "SELECT engine, create_table_query FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+        {"db": database, "t": view.inner_table},
+    )
+    if not rows:
+        return None
+    engine, query = rows[0]
+    return DbObject(name=view.inner_table, engine=engine, create_query=query, kind=ObjectKind.TABLE)
 
 
 def dependency_order(objects: Iterable[DbObject]) -> list[DbObject]:

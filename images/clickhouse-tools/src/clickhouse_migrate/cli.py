@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
+from . import cancellation
 from .connection import Endpoint
 from .errors import EXIT_CODE_HELP, ExitCode, MigrationError
 from .migrate import Options, run
 from .plan import Selection
-from .report import Reporter
+from .report import Reporter, escape
 
 PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
 DEFAULT_PARALLELISM = 4
 MAX_PARALLELISM = 64
 DEFAULT_SPLIT_ROWS = 1_000_000
+# Databases the tool must never drop objects in (compared case-insensitively: the server's own names).
+RESERVED_DATABASES = frozenset({"system", "default", "information_schema"})
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 
 
 def yes_no(value: str) -> bool:
@@ -54,12 +60,34 @@ def non_empty(value: str) -> str:
     return value
 
 
+def destination_database(value: str) -> str:
+    non_empty(value)
+    if value.lower() in RESERVED_DATABASES:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a server database ({', '.join(sorted(RESERVED_DATABASES))}, any case): "
+            "the tool drops and replaces objects in the destination database"
+        )
+    return value
+
+
+def setting(value: str) -> tuple[str, str]:
+    """NAME=VALUE for the copy queries: a plain setting name and a plain value (no quotes, no spaces)."""
+    name, equals, text = value.partition("=")
+    if not equals or not _SETTING_NAME.match(name) or not _SETTING_VALUE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE (letters, digits, _ in the name; letters, digits, _ . : + - in the value), "
+            f"got {value!r}"
+        )
+    return name, text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clickhouse-migrate",
         description="Copy a ClickHouse database to another server, server to server (remote()), "
         "and verify it. "
-        "Never writes to the source; objects are dropped and recreated on the destination (idempotent).",
+        "Never writes to the source. By default (--strategy swap) the copy is built and verified in a "
+        "staging database and swapped in table by table, so the previous destination copy is never lost.",
         epilog=f"passwords: --source-password / --destination-password, or the environment variables "
         f"{PASSWORD_ENV['source']} / {PASSWORD_ENV['destination']} (flags win).\n\n{EXIT_CODE_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(
             f"--{role}-password", default=None, help=f"default: ${PASSWORD_ENV[role]} or empty"
         )
-        group.add_argument(f"--{role}-db", required=True, type=non_empty)
+        group.add_argument(
+            f"--{role}-db",
+            required=True,
+            type=destination_database if role == "destination" else non_empty,
+        )
     parser.add_argument(
         "--destination-secure-flag",
         type=yes_no,
@@ -139,7 +171,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="connect, check and print the plan (objects, order, row estimates); write nothing",
+        help="read-only preflight: connect, check identity, credentials, the server-to-server route; "
+        "print the plan and everything that would be dropped; write nothing",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("swap", "recreate"),
+        default="swap",
+        help="swap (default): copy into a staging database, verify, then swap table by table (the previous "
+        "copy stays readable until the new one is verified); recreate: drop, then copy (downtime)",
+    )
+    content = parser.add_mutually_exclusive_group()
+    content.add_argument("--schema-only", action="store_true", help="create the objects, copy no rows")
+    content.add_argument(
+        "--data-only",
+        action="store_true",
+        help="append rows into the existing destination tables (no DDL, nothing dropped)",
+    )
+    parser.add_argument(
+        "--setting",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the copy queries, e.g. max_network_bandwidth=10000000 (repeatable)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text: [event] key=value lines (values escaped); json: one JSON object per line",
     )
     return parser
 
@@ -171,22 +232,37 @@ def options_from(args: argparse.Namespace) -> Options:
         partition_split_min_rows=args.partition_split_min_rows,
         verify_checksums=args.verify,
         dry_run=args.dry_run,
+        strategy=args.strategy,
+        schema_only=args.schema_only,
+        data_only=args.data_only,
+        settings=dict(args.setting),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 on bad flags, before any connection
-    reporter = Reporter()
+    reporter = Reporter(json_lines=args.log_format == "json")
+    for role in ("source", "destination"):
+        if getattr(args, f"{role}_password") is not None:
+            reporter.event(
+                "warning",
+                reason=f"--{role}-password is visible to every user of this machine (ps, /proc): "
+                f"set {PASSWORD_ENV[role]} instead",
+            )
     try:
-        return int(run(options_from(args), reporter))
+        with cancellation.on_signals(reporter):
+            return int(run(options_from(args), reporter))
     except MigrationError as error:
-        print(f"clickhouse-migrate: error: {error.message}", file=sys.stderr, flush=True)
+        print(f"clickhouse-migrate: error: {escape(error.message)}", file=sys.stderr, flush=True)
         return int(error.exit_code)
-    except KeyboardInterrupt:
-        print("clickhouse-migrate: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, cancellation.Cancelled) as interrupt:
+        print(f"clickhouse-migrate: interrupted ({interrupt or 'SIGINT'})", file=sys.stderr, flush=True)
+        return int(ExitCode.INTERRUPTED)
     except Exception as error:  # last resort: still one line, with the type, and a non-zero code
-        print(f"clickhouse-migrate: unexpected error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(
+            f"clickhouse-migrate: unexpected error: {type(error).__name__}: {escape(str(error))}",
+            file=sys.stderr,
+        )
         return int(ExitCode.UNEXPECTED)
 
 

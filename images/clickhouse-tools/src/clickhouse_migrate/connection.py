@@ -6,6 +6,8 @@ import logging
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 
+from .cancellation import TRACKER
 from .ddl import ServerFeatures
 from .errors import ExitCode, MigrationError
 
@@ -23,6 +26,10 @@ _AUTH_ERROR_CODES = {192, 193, 194, 516}  # UNKNOWN_USER, WRONG_PASSWORD, REQUIR
 _UNKNOWN_DATABASE = 81
 _READ_PREFIXES = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS")
 _PUSH_PREFIX = "INSERT INTO FUNCTION REMOTE"
+# Two servers started within this many seconds of each other, on the same host name and version, are
+# told apart by the query-visibility probe (see same_server).
+START_TIME_TOLERANCE_SECONDS = 2
+PROBE_SECONDS = 2
 CONNECT_TIMEOUT_SECONDS = 10
 # A copy of a big table is one long query: the server sends progress packets, so this only needs to
 # cover the gaps between packets.
@@ -53,23 +60,45 @@ def first_line(error: BaseException) -> str:
     return line.rstrip(". ")
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What a server says about itself (not how we addressed it)."""
+
+    host_name: str
+    version: str
+    started: int  # now() - uptime(), seconds since the epoch, by the server's clock
+
+    def may_be(self, other: Identity) -> bool:
+        return (
+            self.host_name == other.host_name
+            and self.version == other.version
+            and abs(self.started - other.started) <= START_TIME_TOLERANCE_SECONDS
+        )
+
+
 class Server:
-    """One server. The source is read-only by construction: it only runs reads and pushes to remote()."""
+    """One server. The source is read-only by construction: it only runs reads and pushes to remote().
+
+    The session database is the one being read or written (a user restricted to that database must be
+    able to work); a destination database that does not exist yet falls back to the user's default.
+    """
 
     def __init__(self, endpoint: Endpoint, *, writable: bool) -> None:
         self.endpoint = endpoint
         self.writable = writable
+        self.session_database = endpoint.database
         self._client = self.new_client()
         self.features = ServerFeatures(version="0", settings=frozenset())
+        TRACKER.register(endpoint.role, self.new_client)
 
-    def new_client(self, database: str = "default") -> Client:
+    def new_client(self, database: str | None = None) -> Client:
         endpoint = self.endpoint
         return Client(
             endpoint.host,
             port=endpoint.port,
             user=endpoint.user,
             password=endpoint.password,
-            database=database,
+            database=self.session_database if database is None else database,
             secure=endpoint.secure,
             verify=endpoint.verify,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -79,8 +108,21 @@ class Server:
         )
 
     def connect(self) -> None:
-        """Open the connection and detect features; raise MigrationError (exit 3/4) on failure."""
-        version = self.query("SELECT version()")[0][0]
+        """Open the connection and detect features; raise MigrationError (exit 3/4/5) on failure."""
+        try:
+            version = self.query("SELECT version()")[0][0]
+        except driver_errors.ServerException as error:
+            if error.code != _UNKNOWN_DATABASE:
+                raise
+            if not self.writable:
+                raise MigrationError(
+                    ExitCode.SOURCE_DATABASE_MISSING,
+                    f"source database '{self.endpoint.database}' does not exist on {self.endpoint.address}",
+                ) from error
+            self._client.disconnect()
+            self.session_database = ""  # the user's default database, until ours is created
+            self._client = self.new_client()
+            version = self.query("SELECT version()")[0][0]
         settings = self.query("SELECT name FROM system.settings")
         functions = self.query("SELECT name FROM system.table_functions")
         self.features = ServerFeatures(
@@ -92,17 +134,30 @@ class Server:
     def query(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self.run(self._client, sql, params)
 
+    def identity(self) -> Identity:
+        host_name, version, started = self.query("SELECT hostName(), version(), toUInt32(now()) - uptime()")[
+            0
+        ]
+        return Identity(host_name=host_name, version=version, started=int(started))
+
+    def has_running(self, query_id: str) -> bool:
+        rows = self.query("SELECT count() FROM system.processes WHERE query_id = %(id)s", {"id": query_id})
+        return bool(rows[0][0])
+
     def run(
         self,
         client: Client,
         sql: str,
         params: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
+        query_id: str | None = None,
     ) -> Sequence[Sequence[Any]]:
         """Execute on `client` (this server), mapping connection failures to one-line errors."""
         self._check_allowed(sql)
         try:
-            return client.execute(sql, params, settings=settings)
+            return client.execute(
+                sql, params, settings=settings, query_id=query_id or TRACKER.next_query_id()
+            )
         except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError, ssl.SSLError) as error:
             raise self._unreachable(error) from error
         except driver_errors.ServerException as error:
@@ -118,7 +173,7 @@ class Server:
         """Execute `sql`, yielding (rows, total_rows) as the server reports progress."""
         self._check_allowed(sql)
         try:
-            result = client.execute_with_progress(sql, settings=settings)
+            result = client.execute_with_progress(sql, settings=settings, query_id=TRACKER.next_query_id())
             yield from result
             result.get_result()
         except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError) as error:
@@ -150,23 +205,28 @@ class Server:
         self._client.disconnect()
 
 
-def resolve_addresses(host: str) -> set[str]:
-    try:
-        return {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return {host}
+def same_server(source: Server, destination: Server) -> bool:
+    """Whether the two connections reach one server, by what the servers report, not by address.
 
-
-def same_server(source: Endpoint, destination: Endpoint) -> bool:
-    """Same port and a shared resolved address (localhost vs 127.0.0.1 counts as the same)."""
-    if source.port != destination.port:
+    Different host names, versions or start times prove two servers. When they agree (two servers of one
+    version started together on one host look alike), a probe decides: a query left running on the source
+    under a unique query_id is looked for in the destination's system.processes.
+    """
+    if not source.identity().may_be(destination.identity()):
         return False
-    source_addresses = resolve_addresses(source.host)
-    destination_addresses = resolve_addresses(destination.host)
-    loopback = {"127.0.0.1", "::1"}
-    if source_addresses & loopback and destination_addresses & loopback:
-        return True
-    return bool(source_addresses & destination_addresses)
-
-
-__all__ = ["Endpoint", "MigrationError", "Server", "first_line", "same_server"]
+    probe_id = TRACKER.next_query_id()
+    probe = threading.Thread(
+        target=source.run,
+        args=(source.new_client(), f"SELECT sleep({PROBE_SECONDS})", None, None, probe_id),
+        daemon=True,
+    )
+    probe.start()
+    try:
+        deadline = time.monotonic() + PROBE_SECONDS
+        while not source.has_running(probe_id):
+            if time.monotonic() > deadline or not probe.is_alive():
+                return True  # could not tell them apart: refusing is the safe answer
+            time.sleep(0.05)
+        return destination.has_running(probe_id)
+    finally:
+        probe.join()

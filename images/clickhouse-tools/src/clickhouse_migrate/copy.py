@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from .catalog import DbObject, ObjectKind
+from clickhouse_driver import Client
+
+from .cancellation import TRACKER
+from .catalog import DbObject
 from .connection import Endpoint, Server, first_line
 from .errors import MigrationError
 from .report import CopyResult, Reporter
-from .sql import mask_secret, qualified, quote_string
+from .sql import mask_secret, qualified, quote_identifier, quote_string
 
 PROGRESS_INTERVAL_SECONDS = 10.0
 _INTEGER = re.compile(r"^-?\d+$")
@@ -33,9 +36,11 @@ class CopyTask:
     """One INSERT ... SELECT: a whole object, or one partition of a table."""
 
     obj: DbObject
+    columns: tuple[str, ...] = ()  # stored columns, copied by name (empty: the object has none)
     where: str | None = None
-    partition: str | None = None
+    partition: str | None = None  # partition id (as system.parts.partition_id says)
     estimated_rows: int = 0
+    target_database: str | None = None  # None: the destination database (else the staging database)
 
 
 @dataclass(frozen=True)
@@ -46,67 +51,130 @@ class CopyRoute:
     source: Endpoint
     destination: Endpoint
     push: bool  # True: the source pushes with INSERT INTO FUNCTION remote()
+    writer: Server | None = None  # the destination server (to count the rows written)
 
-    def statement(self, table: str, where: str | None = None) -> str:
-        condition = f" WHERE {where}" if where else ""
+    def statement(self, task: CopyTask) -> str:
+        table = task.obj.name
+        condition = f" WHERE {task.where}" if task.where else ""
+        database = task.target_database or self.destination.database
+        columns = ", ".join(quote_identifier(column) for column in task.columns) or "*"
         if self.push:
-            target = remote_function(self.destination, table, secure=self.destination.secure)
+            # 18.16 takes no column list after INSERT INTO FUNCTION: the order of the remote table is used
+            # (MATERIALIZED columns are refused for push in the preflight).
+            target = remote_function(self.destination, database, table, secure=self.destination.secure)
             source = qualified(self.source.database, table)
-            return f"INSERT INTO FUNCTION {target} SELECT * FROM {source}{condition}"
-        origin = remote_function(self.source, table, secure=self.source.secure)
-        return f"INSERT INTO {qualified(self.destination.database, table)} SELECT * FROM {origin}{condition}"
+            return f"INSERT INTO FUNCTION {target} SELECT {columns} FROM {source}{condition}"
+        origin = remote_function(self.source, self.source.database, table, secure=self.source.secure)
+        target_columns = f" ({columns})" if task.columns else ""
+        target = qualified(database, table)
+        return f"INSERT INTO {target}{target_columns} SELECT {columns} FROM {origin}{condition}"
 
 
-def remote_function(endpoint: Endpoint, table: str, *, secure: bool) -> str:
+def remote_function(endpoint: Endpoint, database: str, table: str, *, secure: bool) -> str:
     function = "remoteSecure" if secure else "remote"
-    arguments = (endpoint.address, endpoint.database, table, endpoint.user, endpoint.password)
+    arguments = (endpoint.address, database, table, endpoint.user, endpoint.password)
     return f"{function}({', '.join(quote_string(argument) for argument in arguments)})"
 
 
-def partition_literal(text: str) -> str | None:
-    """system.parts.partition as an SQL literal; None when it cannot be expressed safely.
+def partition_literal(text: str, type_name: str | None = None) -> str | None:
+    """system.parts.partition as an SQL literal of the partition key's type; None when not expressible.
 
-    18.16 prints integers bare, tuples as quoted literals, but single strings/dates unquoted.
+    18.16 prints integers bare, tuples as quoted literals, but single strings/dates unquoted, so the
+    text alone cannot tell the String '123' from the number 123: with the key's type, the text is cast
+    to it (`CAST('123' AS String)`).
     """
     if "NULL" in text:
         return None  # `key = NULL` matches nothing
-    if _INTEGER.match(text) or text.startswith("("):
+    if text.startswith("("):
+        return text
+    if type_name and not type_name.startswith(("Tuple", "Nullable", "Array")):
+        return f"CAST({quote_string(text)} AS {type_name})"
+    if _INTEGER.match(text):
         return text
     return quote_string(text)
 
 
-def partition_tasks(source: Server, database: str, obj: DbObject, min_rows: int) -> list[CopyTask]:
+def partition_condition(
+    partition_id: str, *, has_partition_id: bool, key: str, literal: str | None
+) -> str | None:
+    """WHERE condition for one partition: by `_partition_id` where the server has it (no key evaluation,
+    no full scans for non-monotonic keys), else by the typed partition expression."""
+    if has_partition_id:
+        return f"_partition_id = {quote_string(partition_id)}"
+    if literal is None or not key:
+        return None
+    return f"({key}) = {literal}"
+
+
+def partition_tasks(
+    source: Server, database: str, obj: DbObject, min_rows: int, columns: tuple[str, ...]
+) -> list[CopyTask]:
     """One task per partition for a big partitioned MergeTree table, else one task for the object."""
-    whole = [CopyTask(obj, estimated_rows=obj.estimated_rows or 0)]
-    partitioned = obj.kind is ObjectKind.TABLE and obj.engine.endswith("MergeTree")
-    if min_rows <= 0 or not partitioned or (obj.estimated_rows or 0) < min_rows:
+    whole = [CopyTask(obj, columns=columns, estimated_rows=obj.estimated_rows or 0)]
+    if min_rows <= 0 or not obj.mergetree or (obj.estimated_rows or 0) < min_rows:
         return whole
-    keys = source.query(
-        "SELECT partition_key FROM system.tables WHERE database = %(db)s AND name = %(t)s",
-        {"db": database, "t": obj.name},
-    )
-    key = keys[0][0] if keys else ""
-    rows = source.query(
-        "SELECT partition, sum(rows) FROM system.parts WHERE database = %(db)s AND table = %(t)s AND active"
-        " GROUP BY partition ORDER BY partition",
-        {"db": database, "t": obj.name},
-    )
-    literals = [(partition_literal(text), text, int(count)) for text, count in rows]
-    if not key or len(literals) < 2 or any(literal is None for literal, _, _ in literals):
+    partitions = source_partitions(source, database, obj.name)
+    if len(partitions) < 2 or any(condition is None for condition, _, _ in partitions.values()):
         return whole
     return [
-        CopyTask(obj, where=f"({key}) = {literal}", partition=text, estimated_rows=count)
-        for literal, text, count in literals
+        CopyTask(obj, columns=columns, where=condition, partition=partition_id, estimated_rows=rows)
+        for partition_id, (condition, _, rows) in sorted(partitions.items())
     ]
 
 
-def copy_task(route: CopyRoute, task: CopyTask, settings: dict[str, int], reporter: Reporter) -> CopyResult:
+def source_partitions(source: Server, database: str, table: str) -> dict[str, tuple[str | None, str, int]]:
+    """partition_id -> (WHERE condition, printed partition, rows) of a MergeTree table on the source."""
+    has_id = supports_partition_id(source, database, table)
+    key = ""
+    key_type: str | None = None
+    if not has_id:
+        keys = source.query(
+            "SELECT partition_key FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+            {"db": database, "t": table},
+        )
+        key = keys[0][0] if keys else ""
+        if key:
+            types = source.query(f"SELECT toTypeName(({key})) FROM {qualified(database, table)} LIMIT 1")
+            key_type = types[0][0] if types else None
+    rows = source.query(
+        "SELECT partition_id, any(partition), sum(rows) FROM system.parts"
+        " WHERE database = %(db)s AND table = %(t)s AND active GROUP BY partition_id ORDER BY partition_id",
+        {"db": database, "t": table},
+    )
+    return {
+        partition_id: (
+            partition_condition(
+                partition_id, has_partition_id=has_id, key=key, literal=partition_literal(text, key_type)
+            ),
+            text,
+            int(count),
+        )
+        for partition_id, text, count in rows
+    }
+
+
+def supports_partition_id(server: Server, database: str, table: str) -> bool:
+    try:
+        server.query(f"SELECT _partition_id FROM {qualified(database, table)} LIMIT 0")
+    except MigrationError:
+        raise
+    except Exception:  # an old server without the virtual column
+        return False
+    return True
+
+
+def copy_task(
+    route: CopyRoute, task: CopyTask, settings: dict[str, object], reporter: Reporter
+) -> CopyResult:
     name = task.obj.name
     result = CopyResult(name=name, started=time.monotonic())
+    if TRACKER.cancelled.is_set():
+        result.error = "cancelled before it started"
+        return result
     client = route.executor.new_client()
     last_report = result.started
     try:
-        for rows, total in route.executor.progress_run(client, route.statement(name, task.where), settings):
+        for rows, total in route.executor.progress_run(client, route.statement(task), settings):
             now = time.monotonic()
             if now - last_report >= PROGRESS_INTERVAL_SECONDS:
                 seconds = now - result.started
@@ -117,11 +185,14 @@ def copy_task(route: CopyRoute, task: CopyTask, settings: dict[str, int], report
                     rows=rows,
                     total_rows=total,
                     seconds=seconds,
+                    rows_per_s=round(rows / seconds) if seconds > 0 else 0,
+                    eta_s=round((total - rows) * seconds / rows) if rows and total > rows else "-",
                 )
                 last_report = now
         progress = client.last_query.progress if client.last_query else None
-        result.rows = progress.rows if progress else 0
+        result.read_rows = progress.rows if progress else 0
         result.bytes = progress.bytes if progress else 0
+        result.rows = rows_written(route, task, client) if route.writer else result.read_rows
     except MigrationError as error:
         result.error = error.message
     except Exception as error:  # a failed copy is reported and the run goes on with the others
@@ -133,6 +204,25 @@ def copy_task(route: CopyRoute, task: CopyTask, settings: dict[str, int], report
             result.error = mask_secret(result.error, endpoint.password)
     result.seconds = time.monotonic() - result.started
     return result
+
+
+def rows_written(route: CopyRoute, task: CopyTask, executor_client: Client) -> int:
+    """Rows the target holds for what this task wrote (its partition, or the whole table).
+
+    Counted on the destination by this task's own connection (pull) or a new one (push): connections are
+    not shared between threads."""
+    writer = route.writer
+    assert writer is not None
+    client = writer.new_client() if route.push else executor_client
+    target = qualified(task.target_database or route.destination.database, task.obj.name)
+    condition = f" WHERE _partition_id = {quote_string(task.partition)}" if task.partition else ""
+    if task.partition and task.where and not task.where.startswith("_partition_id"):
+        condition = f" WHERE {task.where}"
+    try:
+        return int(writer.run(client, f"SELECT count() FROM {target}{condition}")[0][0])
+    finally:
+        if client is not executor_client:
+            client.disconnect()
 
 
 @dataclass
@@ -150,6 +240,7 @@ class _Pending:
             name=name,
             rows=sum(part.rows for part in self.parts),
             bytes=sum(part.bytes for part in self.parts),
+            read_rows=sum(part.read_rows for part in self.parts),
             seconds=finished - started,
             started=started,
             error="; ".join(errors) if errors else None,
@@ -159,7 +250,7 @@ class _Pending:
 def copy_in_parallel(
     route: CopyRoute,
     tasks: Sequence[CopyTask],
-    settings: dict[str, int],
+    settings: dict[str, object],
     reporter: Reporter,
     parallelism: int,
 ) -> list[CopyResult]:

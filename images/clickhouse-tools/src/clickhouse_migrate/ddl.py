@@ -19,6 +19,21 @@ from .sql import Kind, Token, quote_identifier, quote_string, render, significan
 _DATABASE_ARGUMENT_ENGINES = ("BUFFER", "MERGE")
 HIDDEN_SECRET = "'[HIDDEN]'"  # how current servers print passwords in system.tables.create_table_query
 _REFERENCE_KEYWORDS = ("FROM", "JOIN", "TO")
+# Keywords after which `a.b` is a table: the object itself, FROM/JOIN sources, TO, IN, AS <table>.
+_TABLE_INTRODUCERS = (
+    "FROM",
+    "JOIN",
+    "TO",
+    "IN",
+    "INTO",
+    "TABLE",
+    "VIEW",
+    "DICTIONARY",
+    "EXISTS",
+    "AS",
+    "ATTACH",
+    "DETACH",
+)
 
 
 def rewrite_database(create_query: str, source_db: str, destination_db: str) -> str:
@@ -32,17 +47,48 @@ def rewrite_database(create_query: str, source_db: str, destination_db: str) -> 
         before_previous = tokens[positions[rank - 2]] if rank > 1 else None
         if not _names(token, source_db):
             continue
-        qualifies_name = token.kind is not Kind.STRING and following is not None and following.text == "."
+        qualifies_name = (
+            token.kind is not Kind.STRING
+            and following is not None
+            and following.text == "."
+            and _is_table_reference(tokens, positions, rank)
+        )
         engine_argument = (
             previous is not None
             and previous.text == "("
             and before_previous is not None
             and before_previous.is_keyword(*_DATABASE_ARGUMENT_ENGINES)
-        )
+        ) or _is_distributed_database_argument(tokens, positions, rank)
         dictionary_db = local_dictionary and previous is not None and previous.is_keyword("DB")
         if qualifies_name or engine_argument or dictionary_db:
             tokens[index] = _renamed(token, destination_db)
     return render(tokens)
+
+
+def _is_table_reference(tokens: list[Token], positions: list[int], rank: int) -> bool:
+    """`<db>.<name>` names a table (rewrite) unless it is `<table>.<column>` in an expression.
+
+    A three-part `db.table.column` always starts with a database. A two-part name is a table reference
+    after a keyword that introduces one (FROM, JOIN, TO, IN, ...); elsewhere it is `table.column` of a
+    table that happens to share the database's name, and is left alone.
+    """
+
+    def text_at(offset: int) -> str | None:
+        index = rank + offset
+        return tokens[positions[index]].text if 0 <= index < len(positions) else None
+
+    if text_at(3) == "." and text_at(2) not in (None, "(", ","):
+        return True
+    previous = tokens[positions[rank - 1]] if rank > 0 else None
+    return previous is not None and previous.is_keyword(*_TABLE_INTRODUCERS)
+
+
+def _is_distributed_database_argument(tokens: list[Token], positions: list[int], rank: int) -> bool:
+    """`Distributed(cluster, <db>, table, ...)`: the database is the second argument."""
+    if rank < 4:
+        return False
+    engine, opening, _cluster, comma = (tokens[positions[rank - offset]] for offset in (4, 3, 2, 1))
+    return engine.is_keyword("DISTRIBUTED") and opening.text == "(" and comma.text == ","
 
 
 def unreplicate(create_query: str) -> str:
@@ -126,6 +172,11 @@ def referenced_names(create_query: str, database: str) -> set[str]:
 
 def materialized_view_target(create_query: str) -> str | None:
     """The `TO` table of a materialized view (None: the view keeps its data in an inner table)."""
+    return materialized_view_target_qualified(create_query)[1]
+
+
+def materialized_view_target_qualified(create_query: str) -> tuple[str | None, str | None]:
+    """(database or None when unqualified, table) of a materialized view's `TO`; (None, None) without."""
     tokens = significant(tokenize(create_query))
     index = _index_after_object_name(tokens)
     if index + 1 < len(tokens) and tokens[index].is_keyword("ON") and tokens[index + 1].is_keyword("CLUSTER"):
@@ -133,9 +184,21 @@ def materialized_view_target(create_query: str) -> str | None:
     if index < len(tokens) and tokens[index].is_keyword("TO"):
         name_tokens = tokens[index + 1 : index + 4]
         if len(name_tokens) == 3 and name_tokens[1].text == ".":
-            return name_tokens[2].value
-        return name_tokens[0].value if name_tokens else None
-    return None
+            return name_tokens[0].value, name_tokens[2].value
+        return (None, name_tokens[0].value) if name_tokens else (None, None)
+    return None, None
+
+
+def as_attach(create_query: str) -> str:
+    """`CREATE ...` -> `ATTACH ...` (a materialized view re-attached to an inner table that exists)."""
+    tokens = tokenize(create_query)
+    for index, token in enumerate(tokens):
+        if token.kind is Kind.SPACE:
+            continue
+        if token.is_keyword("CREATE"):
+            tokens[index] = Token(Kind.WORD, "ATTACH")
+        break
+    return render(tokens)
 
 
 def _index_after_object_name(tokens: list[Token]) -> int:

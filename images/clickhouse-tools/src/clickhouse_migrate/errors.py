@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     SELECTION = 8  # --tables names an object that does not exist, or a dependency cycle
     COPY_FAILED = 9  # DDL or data copy of at least one object failed
     VERIFY_MISMATCH = 10  # counts or checksums differ after the copy
+    INTERRUPTED = 130  # SIGINT or SIGTERM: the tool's queries were killed on both servers
 
 
 EXIT_CODE_HELP = """exit codes:
@@ -26,12 +27,15 @@ EXIT_CODE_HELP = """exit codes:
   3  a server is unreachable
   4  authentication failed
   5  the source database does not exist
-  6  destination is the same server and database as the source
+  6  destination is the same server and database as the source (compared by what the servers report)
   7  a server lacks a requested feature (DDL dictionaries before 19.17, remoteSecure() on 18.16)
   8  --tables names unknown objects, or the objects have a dependency cycle
   9  creating or copying at least one object failed (all failures are listed)
- 10  verification found a mismatch (every mismatching object is listed)
-codes 3-8 are raised before anything is written to the destination."""
+ 10  verification found a mismatch (every mismatching object is listed), or far fewer rows were written
+     than the plan estimated
+130  interrupted (SIGINT/SIGTERM): the tool's queries were killed on both servers
+codes 2-8 are raised before anything is written to the destination; with --strategy swap (the default)
+the previous destination copy stays readable and complete whatever the exit code."""
 
 
 class MigrationError(Exception):

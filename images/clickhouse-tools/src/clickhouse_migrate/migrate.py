@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 
 from clickhouse_driver import Client
 
-from . import ddl
+from . import ddl, swap
 from .catalog import DbObject, ObjectKind, read_catalog
 from .connection import Endpoint, Server, first_line, same_server
-from .copy import CopyRoute, CopyTask, copy_in_parallel, partition_tasks
+from .copy import CopyRoute, CopyTask, copy_in_parallel, partition_tasks, remote_function
 from .errors import ExitCode, MigrationError
 from .plan import Plan, Selection, build_plan
 from .report import CopyResult, Reporter
-from .sql import qualified, quote_identifier
-from .verify import compare, fingerprint
+from .sql import mask_secret, qualified, quote_identifier
+from .verify import UNSTORED_KINDS, Fingerprint, compare, fingerprint
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,26 @@ class Options:
     partition_split_min_rows: int = 1_000_000  # copy bigger partitioned tables partition by partition
     verify_checksums: bool = False
     dry_run: bool = False
+    strategy: str = "swap"  # "swap" | "recreate"
+    schema_only: bool = False
+    data_only: bool = False
+    settings: dict[str, str] = field(default_factory=dict)  # --setting NAME=VALUE for the copy queries
+
+    @property
+    def staging_database(self) -> str:
+        return staging_database(self.destination.database)
+
+    @property
+    def previous_database(self) -> str:
+        return previous_database(self.destination.database)
+
+
+def staging_database(destination: str) -> str:
+    return f"{destination}__migrate_staging"
+
+
+def previous_database(destination: str) -> str:
+    return f"{destination}__migrate_previous"
 
 
 @dataclass
@@ -36,6 +56,8 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)  # name -> error
     copies: list[CopyResult] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # equal on both sides: not copied again
+    not_copied: dict[str, str] = field(default_factory=dict)  # name -> why its rows were not copied
 
 
 def run(options: Options, reporter: Reporter) -> ExitCode:
@@ -43,9 +65,20 @@ def run(options: Options, reporter: Reporter) -> ExitCode:
     try:
         plan = plan_migration(options, source, destination, reporter)
         if options.dry_run:
-            reporter.event("summary", dry_run="yes", objects=len(plan.ordered), skipped=len(plan.skipped))
+            would_drop = list_drops(options, plan, destination, reporter)
+            reporter.event(
+                "summary",
+                dry_run="yes",
+                strategy=options.strategy,
+                objects=len(plan.ordered),
+                skipped=len(plan.skipped),
+                would_drop=would_drop,
+            )
             return ExitCode.OK
-        outcome = execute(options, plan, source, destination, reporter)
+        if options.strategy == "swap" and not (options.schema_only or options.data_only):
+            outcome = swap.execute(options, plan, source, destination, reporter)
+        else:
+            outcome = execute(options, plan, source, destination, reporter)
         return summarize(outcome, plan, reporter)
     finally:
         source.close()
@@ -53,13 +86,8 @@ def run(options: Options, reporter: Reporter) -> ExitCode:
 
 
 def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
-    """Every check that can fail before a write: connectivity, credentials, databases, features."""
+    """Every check that can fail before a write: connectivity, credentials, identity, databases, route."""
     src, dst = options.source, options.destination
-    if src.database == dst.database and same_server(src, dst):
-        raise MigrationError(
-            ExitCode.SAME_SOURCE_AND_DESTINATION,
-            f"destination {dst.address}/{dst.database} is the source itself: refusing to copy onto it",
-        )
     source = Server(src, writable=False)
     destination = Server(dst, writable=True)
     for server in (source, destination):
@@ -75,7 +103,60 @@ def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
             ExitCode.SOURCE_DATABASE_MISSING,
             f"source database '{src.database}' does not exist on {src.address}",
         )
+    written = {dst.database, options.staging_database, options.previous_database}
+    if src.database in written and same_server(source, destination):
+        raise MigrationError(
+            ExitCode.SAME_SOURCE_AND_DESTINATION,
+            f"destination {dst.address}/{dst.database} is the source {src.address}/{src.database} itself "
+            "(the servers report the same identity): refusing to copy onto it",
+        )
     return source, destination
+
+
+def check_route_reachable(options: Options, route: CopyRoute) -> None:
+    """The executing server reaches the other one with the credentials it was given (exit 3 if not)."""
+    other = route.destination if route.push else route.source
+    secure = route.push and other.secure
+    probe = f"SELECT 1 FROM {remote_function(other, 'system', 'one', secure=secure)}"
+    try:
+        route.executor.query(probe)
+    except MigrationError:
+        raise
+    except Exception as error:
+        reason = mask_secret(
+            mask_secret(first_line(error), options.source.password), options.destination.password
+        )
+        raise MigrationError(
+            ExitCode.UNREACHABLE,
+            f"{route.executor.endpoint.role} {route.executor.endpoint.address} cannot reach {other.role} "
+            f"{other.address} through remote(): {reason}",
+        ) from error
+
+
+def check_copy_settings(options: Options, route: CopyRoute) -> None:
+    known = route.executor.features.settings
+    unknown = sorted(name for name in options.settings if name not in known)
+    if unknown:
+        raise MigrationError(
+            ExitCode.UNSUPPORTED,
+            f"{route.executor.endpoint.role} server {route.executor.features.version} does not know the "
+            f"setting(s) {', '.join(unknown)} given with --setting",
+        )
+
+
+def check_remote_database_names(options: Options, route: CopyRoute, databases: Sequence[str]) -> None:
+    """Old servers split remote()'s database argument at a dot ('a.b' becomes database a, table b)."""
+    if route.executor.features.version_tuple >= (21,):
+        return
+    dotted = [name for name in databases if "." in name]
+    if dotted:
+        other = "source" if route.push else "destination"
+        raise MigrationError(
+            ExitCode.UNSUPPORTED,
+            f"{route.executor.endpoint.role} server {route.executor.features.version} cannot address a "
+            f"database with a dot through remote(): {', '.join(repr(name) for name in dotted)}; "
+            f"use --execute-query-on {other}",
+        )
 
 
 def check_copy_route(options: Options, source: Server, destination: Server) -> None:
@@ -93,6 +174,13 @@ def check_copy_route(options: Options, source: Server, destination: Server) -> N
 
 def plan_migration(options: Options, source: Server, destination: Server, reporter: Reporter) -> Plan:
     check_copy_route(options, source, destination)
+    route = copy_route(options, source, destination)
+    check_copy_settings(options, route)
+    remote_databases = (
+        [options.destination.database, options.staging_database] if route.push else [options.source.database]
+    )
+    check_remote_database_names(options, route, remote_databases)
+    check_route_reachable(options, route)
     selection = options.selection
     if selection.migrate_dicts and not source.features.ddl_dictionaries:
         reporter.event(
@@ -109,9 +197,15 @@ def plan_migration(options: Options, source: Server, destination: Server, report
             f"destination server {destination.features.version} has no DDL dictionaries (ClickHouse >= 19.17 "
             f"needed) but --migrate-dicts y selected {', '.join(wants_dicts)}",
         )
+    check_materialized_view_targets(options, plan, source, destination)
+    plan.columns = copy_columns(source, options.source.database, plan)
+    if route.push and not options.schema_only:
+        check_push_columns(plan, source, options.source.database)
     estimate_rows(source, options.source.database, plan.ordered)
     for position, obj in enumerate(plan.ordered, start=1):
-        action = "create+copy" if obj.has_data else "create"
+        action = "create+copy" if obj.has_data and not options.schema_only else "create"
+        if options.data_only:
+            action = "copy" if obj.has_data else "-"
         reporter.event(
             "plan",
             order=position,
@@ -121,6 +215,12 @@ def plan_migration(options: Options, source: Server, destination: Server, report
             depends_on=",".join(sorted(obj.depends_on)) or "-",
             estimated_rows=obj.estimated_rows if obj.has_data else "-",
         )
+        if obj.unreadable:
+            reporter.event(
+                "notice",
+                object=obj.name,
+                message=f"{obj.engine} tables cannot be read back: created empty, their data is not copied",
+            )
     for name, reason in plan.skipped.items():
         reporter.event("skip", object=name, reason=reason)
     for obj in plan.ordered:
@@ -131,8 +231,77 @@ def plan_migration(options: Options, source: Server, destination: Server, report
                 message=f"{obj.engine} is recreated as {obj.engine.removeprefix('Replicated')}: with the "
                 "source's ZooKeeper path it would join (and write to) the source's replication",
             )
-    warn_about_foreign_views(destination, options.destination.database, plan, reporter)
+    if options.strategy == "recreate" or options.data_only:
+        warn_about_foreign_views(destination, options.destination.database, plan, reporter)
     return plan
+
+
+def check_materialized_view_targets(
+    options: Options, plan: Plan, source: Server, destination: Server
+) -> None:
+    """A view `TO other_db.t` needs other_db on the destination: refuse now rather than create it broken."""
+    missing: list[str] = []
+    for obj in plan.ordered:
+        target_db = obj.mv_target_database
+        if target_db is None or target_db == options.source.database:
+            continue
+        if not destination.database_exists(target_db):
+            missing.append(f"{obj.name} -> {target_db}.{obj.mv_target}")
+    if missing:
+        raise MigrationError(
+            ExitCode.SELECTION,
+            "materialized views write to databases the destination does not have (create them, or skip the "
+            f"views): {', '.join(missing)}",
+        )
+
+
+def copy_columns(source: Server, database: str, plan: Plan) -> dict[str, tuple[str, ...]]:
+    """Stored columns (MATERIALIZED included, ALIAS/EPHEMERAL not) of every object, in table order."""
+    columns: dict[str, list[str]] = {}
+    for table, name, kind in source.query(
+        "SELECT table, name, default_kind FROM system.columns WHERE database = %(db)s", {"db": database}
+    ):
+        if kind not in UNSTORED_KINDS:
+            columns.setdefault(table, []).append(name)
+    return {table: tuple(names) for table, names in columns.items()}
+
+
+def check_push_columns(plan: Plan, source: Server, database: str) -> None:
+    """18.16 takes no column list in INSERT INTO FUNCTION: MATERIALIZED columns would be recomputed."""
+    if source.features.version_tuple >= (21,):
+        return
+    rows = source.query(
+        "SELECT DISTINCT table FROM system.columns WHERE database = %(db)s AND default_kind = 'MATERIALIZED'",
+        {"db": database},
+    )
+    with_materialized = sorted({row[0] for row in rows} & {obj.name for obj in plan.ordered if obj.has_data})
+    if with_materialized:
+        raise MigrationError(
+            ExitCode.UNSUPPORTED,
+            f"source server {source.features.version} cannot push MATERIALIZED columns as they are "
+            f"({', '.join(with_materialized)}): use --execute-query-on destination",
+        )
+
+
+def list_drops(options: Options, plan: Plan, destination: Server, reporter: Reporter) -> int:
+    """Dry run: every destination object the run would drop or replace (nothing is dropped)."""
+    if options.data_only:
+        return 0
+    existing = existing_objects(destination, options.destination.database)
+    planned = [obj.name for obj in reversed(plan.ordered) if obj.name in existing]
+    if options.schema_only:
+        planned = []
+    how = "replaced by the verified copy (kept until then)" if options.strategy == "swap" else "dropped"
+    for name in planned:
+        reporter.event("would_drop", object=name, database=options.destination.database, how=how)
+    return len(planned)
+
+
+def existing_objects(server: Server, database: str) -> set[str]:
+    return {
+        row[0]
+        for row in server.query("SELECT name FROM system.tables WHERE database = %(db)s", {"db": database})
+    }
 
 
 def warn_about_foreign_views(destination: Server, database: str, plan: Plan, reporter: Reporter) -> None:
@@ -164,6 +333,8 @@ def estimate_rows(source: Server, database: str, objects: Sequence[DbObject]) ->
             continue
         if obj.name in parts and obj.kind is ObjectKind.TABLE:
             obj.estimated_rows = int(parts[obj.name])
+        elif obj.mergetree:
+            obj.estimated_rows = 0  # no active parts: empty
         else:
             obj.estimated_rows = int(
                 source.query(f"SELECT count() FROM {qualified(database, obj.name)}")[0][0]
@@ -171,36 +342,78 @@ def estimate_rows(source: Server, database: str, objects: Sequence[DbObject]) ->
 
 
 def execute(options: Options, plan: Plan, source: Server, destination: Server, reporter: Reporter) -> Outcome:
+    """--strategy recreate (drop, then copy), --schema-only and --data-only: straight into the destination."""
     outcome = Outcome()
     dst_db = options.destination.database
-    destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(dst_db)}")
+    if not options.data_only:
+        destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(dst_db)}")
     ddl_client = destination.new_client(database=dst_db)  # unqualified names in DDL resolve here
+    route = copy_route(options, source, destination)
+    settings = copy_settings(options, route, source, destination)
     try:
-        drop_existing(destination, ddl_client, plan, dst_db, reporter)
-        route = copy_route(options, source, destination)
-        settings = insert_settings(route, source, destination)
-        tables = [
-            obj for obj in plan.tables if create(destination, ddl_client, obj, options, outcome, reporter)
-        ]
-        tasks = [
-            task
-            for obj in tables
-            if obj.has_data
-            for task in partition_tasks(
-                source, options.source.database, obj, options.partition_split_min_rows
-            )
-        ]
-        outcome.copies += copy_in_parallel(route, tasks, settings, reporter, options.parallelism)
-        for obj in plan.dependents:
-            if create(destination, ddl_client, obj, options, outcome, reporter) and obj.has_data:
+        if options.data_only:
+            tables = [obj for obj in plan.ordered if obj.has_data]
+        else:
+            if not options.schema_only:
+                drop_existing(destination, ddl_client, plan, dst_db, reporter)
+            existing = existing_objects(destination, dst_db) if options.schema_only else set()
+            tables = [
+                obj
+                for obj in plan.tables
+                if obj.name in existing or create(destination, ddl_client, obj, options, outcome, reporter)
+            ]
+        if not options.schema_only:
+            tasks = [
+                task
+                for obj in tables
+                if obj.has_data
+                for task in partition_tasks(
+                    source,
+                    options.source.database,
+                    obj,
+                    options.partition_split_min_rows,
+                    plan.columns.get(obj.name, ()),
+                )
+            ]
+            outcome.copies += copy_in_parallel(route, tasks, settings, reporter, options.parallelism)
+        for obj in [] if options.data_only else plan.dependents:
+            if options.schema_only and obj.name in existing:
+                reporter.event("create", object=obj.name, kind=obj.label, status="exists")
+                continue
+            created = create(destination, ddl_client, obj, options, outcome, reporter)
+            if created and obj.has_data and not options.schema_only:
                 # Right after creating it, before any view that reads it exists (no double inserts).
-                task = CopyTask(obj, estimated_rows=obj.estimated_rows or 0)
+                task = CopyTask(
+                    obj, columns=plan.columns.get(obj.name, ()), estimated_rows=obj.estimated_rows or 0
+                )
                 outcome.copies += copy_in_parallel(route, [task], settings, reporter, 1)
     finally:
         ddl_client.disconnect()
+    note_unreadable(plan, outcome)
     outcome.failed.update({result.name: result.error for result in outcome.copies if result.error})
-    verify(options, source, destination, outcome, reporter)
+    if options.data_only:
+        reporter.event("notice", message="--data-only appends: counts are not compared with the source")
+    else:
+        verify(options, source, destination, outcome, reporter)
+    check_estimates(plan, outcome)
     return outcome
+
+
+def note_unreadable(plan: Plan, outcome: Outcome) -> None:
+    for obj in plan.ordered:
+        if obj.unreadable:
+            outcome.not_copied[obj.name] = f"{obj.engine} data cannot be read back (created empty)"
+
+
+def check_estimates(plan: Plan, outcome: Outcome) -> None:
+    """Rows written far below the plan's estimate mean something else was copied than was planned."""
+    estimates = {obj.name: obj.estimated_rows or 0 for obj in plan.ordered}
+    for result in outcome.copies:
+        expected = estimates.get(result.name, 0)
+        if not result.error and result.rows < expected // 2:
+            outcome.mismatches.append(
+                f"{result.name}: {result.rows} rows written, far below the plan's estimate of {expected}"
+            )
 
 
 def copy_route(options: Options, source: Server, destination: Server) -> CopyRoute:
@@ -210,24 +423,30 @@ def copy_route(options: Options, source: Server, destination: Server) -> CopyRou
         source=options.source,
         destination=options.destination,
         push=push,
+        writer=destination,
     )
 
 
-def insert_settings(route: CopyRoute, source: Server, destination: Server) -> dict[str, int]:
-    """Settings for the copy query that both servers know (the remote side receives them too)."""
+def copy_settings(
+    options: Options, route: CopyRoute, source: Server, destination: Server
+) -> dict[str, object]:
+    """Settings for the copy query: the tool's own (where both servers know them, as the remote side
+    receives them too), max_partitions_per_insert_block off where the writing server has it, then the
+    user's --setting values (checked against the executing server in the preflight)."""
     wanted = route.executor.features.insert_settings()
     known_by_both = source.features.settings & destination.features.settings
-    return {name: value for name, value in wanted.items() if name in known_by_both}
+    settings: dict[str, object] = {name: value for name, value in wanted.items() if name in known_by_both}
+    if "insert_allow_materialized_columns" in known_by_both:
+        settings["insert_allow_materialized_columns"] = 1
+    if "max_partitions_per_insert_block" in destination.features.settings:
+        settings["max_partitions_per_insert_block"] = 0  # a modern server refuses more than 100 otherwise
+    settings.update(options.settings)
+    return settings
 
 
 def drop_existing(destination: Server, client: Client, plan: Plan, database: str, reporter: Reporter) -> None:
     """Drop the planned objects on the destination, dependents first, so the run is idempotent."""
-    existing = {
-        row[0]
-        for row in destination.query(
-            "SELECT name FROM system.tables WHERE database = %(db)s", {"db": database}
-        )
-    }
+    existing = existing_objects(destination, database)
     for obj in reversed(plan.ordered):
         if obj.name not in existing:
             continue
@@ -237,12 +456,24 @@ def drop_existing(destination: Server, client: Client, plan: Plan, database: str
 
 
 def create(
-    destination: Server, client: Client, obj: DbObject, options: Options, outcome: Outcome, reporter: Reporter
+    destination: Server,
+    client: Client,
+    obj: DbObject,
+    options: Options,
+    outcome: Outcome,
+    reporter: Reporter,
+    *,
+    attach: bool = False,
 ) -> bool:
-    """Create one object on the destination; a failure is recorded and its dependents are not created."""
+    """Create one object on the destination; a failure is recorded and its dependents are not created.
+
+    attach: ATTACH instead of CREATE (a materialized view over an inner table that is already there).
+    """
     statement = ddl.rewrite_database(obj.create_query, options.source.database, options.destination.database)
     if obj.replicated:
         statement = ddl.unreplicate(statement)
+    if attach:
+        statement = ddl.as_attach(statement)
     error = creation_blocker(obj, outcome)
     if error is None:
         try:
@@ -282,27 +513,49 @@ def verify(
         after = fingerprint(
             destination, options.destination.database, result.name, with_checksum=options.verify_checksums
         )
-        mismatch = compare(result.name, before, after)
-        if mismatch:
-            outcome.mismatches.append(mismatch)
-        reporter.event(
-            "verify",
-            object=result.name,
-            status="mismatch" if mismatch else "ok",
-            rows=after.rows,
-            checksum=after.checksum if after.checksum is not None else "-",
-            **({"detail": mismatch} if mismatch else {}),
-        )
+        report_verification(result.name, before, after, outcome, reporter)
+
+
+def report_verification(
+    name: str, before: Fingerprint, after: Fingerprint, outcome: Outcome, reporter: Reporter
+) -> None:
+    mismatch = compare(name, before, after)
+    if mismatch:
+        outcome.mismatches.append(mismatch)
+    reporter.event(
+        "verify",
+        object=name,
+        status="mismatch" if mismatch else "ok",
+        rows=after.rows,
+        checksum=after.checksum if after.checksum is not None else "-",
+        **({"detail": mismatch} if mismatch else {}),
+    )
 
 
 def summarize(outcome: Outcome, plan: Plan, reporter: Reporter) -> ExitCode:
     rows = sum(result.rows for result in outcome.copies)
     copy_bytes = sum(result.bytes for result in outcome.copies)
     seconds = reporter.elapsed()
+    for result in sorted(outcome.copies, key=lambda copied: copied.name):
+        reporter.event(
+            "table",
+            object=result.name,
+            status="failed" if result.error else "ok",
+            rows_written=result.rows,
+            rows_read=result.read_rows,
+            bytes=result.bytes,
+            seconds=result.seconds,
+        )
+    for name in outcome.unchanged:
+        reporter.event("table", object=name, status="unchanged", rows_written=0)
+    for name, reason in outcome.not_copied.items():
+        reporter.event("table", object=name, status="not_copied", reason=reason)
     reporter.event(
         "summary",
         created=len(outcome.created),
         copied=sum(1 for result in outcome.copies if not result.error),
+        unchanged=len(outcome.unchanged),
+        not_copied=len(outcome.not_copied),
         skipped=len(plan.skipped),
         failed=len(outcome.failed),
         mismatches=len(outcome.mismatches),

@@ -24,6 +24,7 @@ class Selection:
 class Plan:
     ordered: list[DbObject] = field(default_factory=list)  # to migrate, dependencies first
     skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> stored columns to copy
 
     @property
     def tables(self) -> list[DbObject]:

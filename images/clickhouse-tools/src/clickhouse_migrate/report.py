@@ -1,7 +1,12 @@
-"""Structured progress lines (`[event] key=value ...`, one per line, flushed) and the final summary."""
+"""Structured progress lines (`[event] key=value ...` or JSON lines, one per line, flushed).
+
+Object names come from the servers and may hold anything (newlines, quotes, `=`): every value is escaped
+so that one event is always exactly one line and cannot forge another.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -9,17 +14,27 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 
+def escape(text: str) -> str:
+    """`text` with every non-printable character (newline, tab, U+2028, ...) as an escape sequence."""
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def _format_value(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    plain = text and all(char.isprintable() and char not in ' "=\\' for char in text)
+    return text if plain else json.dumps(text, ensure_ascii=True)
 
 
 @dataclass
 class CopyResult:
     name: str
-    rows: int = 0
+    rows: int = 0  # rows written (counted on the target)
+    read_rows: int = 0  # rows the copy query read
     bytes: int = 0
     seconds: float = 0.0
     started: float = 0.0  # time.monotonic() at start (to merge partition copies)
@@ -33,13 +48,21 @@ class CopyResult:
 @dataclass
 class Reporter:
     stream: TextIO = field(default_factory=lambda: sys.stdout)
+    json_lines: bool = False
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def event(self, event: str, /, **fields: object) -> None:
-        parts = [f"[{event}]"] + [f"{key}={_format_value(value)}" for key, value in fields.items()]
+        if self.json_lines:
+            values = {
+                key: round(value, 3) if isinstance(value, float) else value for key, value in fields.items()
+            }
+            line = json.dumps({"event": event, **values}, ensure_ascii=True, default=str)
+        else:
+            parts = [f"[{event}]"] + [f"{key}={_format_value(value)}" for key, value in fields.items()]
+            line = " ".join(parts)
         with self._lock:
-            print(" ".join(parts), file=self.stream, flush=True)
+            print(line, file=self.stream, flush=True)
 
     def copied(self, result: CopyResult, done: int, total: int) -> None:
         self.event(

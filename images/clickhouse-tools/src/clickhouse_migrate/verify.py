@@ -36,13 +36,28 @@ def checksum_expression(columns: Sequence[tuple[str, str]]) -> str:
     return f"sum(cityHash64({hashed}))" if hashed else "toUInt64(0)"
 
 
+# Columns computed on read (ALIAS) or never stored (EPHEMERAL): neither copied nor hashed.
+UNSTORED_KINDS = ("ALIAS", "EPHEMERAL")
+
+
+def column_kinds(server: Server, database: str, table: str) -> list[tuple[str, str, str]]:
+    """(name, type, default kind) of every column, in table order."""
+    return [
+        (name, type_name, kind)
+        for name, type_name, kind in server.query(
+            "SELECT name, type, default_kind FROM system.columns WHERE database = %(db)s AND table = %(t)s",
+            {"db": database, "t": table},
+        )
+    ]
+
+
 def stored_columns(server: Server, database: str, table: str) -> list[tuple[str, str]]:
-    """Columns holding data (ALIAS columns are computed on read, so they are left out)."""
-    rows = server.query(
-        "SELECT name, type, default_kind FROM system.columns WHERE database = %(db)s AND table = %(t)s",
-        {"db": database, "t": table},
-    )
-    return [(name, type_name) for name, type_name, kind in rows if kind != "ALIAS"]
+    """Columns holding data, MATERIALIZED included (their stored values are copied as they are)."""
+    return [
+        (name, type_name)
+        for name, type_name, kind in column_kinds(server, database, table)
+        if kind not in UNSTORED_KINDS
+    ]
 
 
 def fingerprint(server: Server, database: str, table: str, *, with_checksum: bool) -> Fingerprint:
@@ -52,6 +67,31 @@ def fingerprint(server: Server, database: str, table: str, *, with_checksum: boo
     expression = checksum_expression(stored_columns(server, database, table))
     rows, checksum = server.query(f"SELECT count(), {expression} FROM {source}")[0]
     return Fingerprint(rows=int(rows), checksum=int(checksum or 0))
+
+
+def partition_fingerprints(
+    server: Server, database: str, table: str, columns: Sequence[tuple[str, str]], *, by_partition: bool
+) -> dict[str, Fingerprint]:
+    """partition id -> rows and checksum (one entry "" for the whole table when not by partition).
+
+    Empty partitions do not appear, so an empty table has no entries on either side.
+    """
+    expression = checksum_expression(columns)
+    source = qualified(database, table)
+    if by_partition:
+        rows = server.query(
+            f"SELECT _partition_id, count(), {expression} FROM {source} GROUP BY _partition_id"
+        )
+        return {pid: Fingerprint(int(count), int(checksum or 0)) for pid, count, checksum in rows}
+    count, checksum = server.query(f"SELECT count(), {expression} FROM {source}")[0]
+    return {"": Fingerprint(int(count), int(checksum or 0))} if count else {}
+
+
+def total(fingerprints: dict[str, Fingerprint]) -> Fingerprint:
+    """The whole table's fingerprint: counts add up, and so do the per-row hash sums (mod 2^64)."""
+    rows = sum(entry.rows for entry in fingerprints.values())
+    checksum = sum(entry.checksum or 0 for entry in fingerprints.values()) % (1 << 64)
+    return Fingerprint(rows, checksum)
 
 
 def _scalar(rows: Sequence[Sequence[Any]]) -> int:

@@ -1,0 +1,404 @@
+"""--strategy swap (the default): the previous destination copy is never lost.
+
+1. Stage: every table with rows (and the inner table of each materialized view on an Ordinary database)
+   is built in `<destination>__migrate_staging` on the destination. What is already equal is not copied
+   again: a destination table equal to the source (same DDL, same per-partition counts and checksums) is
+   left as it is; in a table that differs, partitions already equal in the staging table (a killed run)
+   are kept, partitions equal in the destination table are taken from it locally (REPLACE PARTITION),
+   only the others are copied from the source.
+2. Verify the staging tables against the source: per-partition counts and checksums, always.
+3. Swap (signals deferred until done, metadata only): drop the planned views of the destination (moving
+   inner tables aside first), move each staged table in with RENAME TABLE (EXCHANGE TABLES on Atomic
+   databases), the previous table going to `<destination>__migrate_previous`; recreate views, dictionaries
+   and materialized views against the final names (a view with an inner table is ATTACHed to its new
+   inner table).
+4. Drop the previous copies and the staging database last.
+A failure or a kill before step 3 leaves the destination untouched (a re-run resumes from the staging
+database); a failure during step 3 keeps the previous copies in `<destination>__migrate_previous`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from clickhouse_driver import Client
+
+from . import ddl
+from . import migrate as m
+from .cancellation import TRACKER
+from .catalog import INNER_TABLE_PREFIXES, DbObject, ObjectKind, inner_table_object
+from .connection import Server, first_line
+from .copy import CopyTask, copy_in_parallel, partition_tasks, supports_partition_id
+from .errors import MigrationError
+from .plan import Plan
+from .report import Reporter
+from .sql import qualified, quote_identifier, quote_string
+from .verify import Fingerprint, partition_fingerprints, stored_columns, total
+
+T = TypeVar("T")
+
+
+@dataclass
+class Staged:
+    """One table built in the staging database."""
+
+    obj: DbObject
+    columns: list[tuple[str, str]]  # (name, type) of stored columns, from the source
+    by_partition: bool
+    source_fingerprints: dict[str, Fingerprint] | None = None
+    tasks: list[CopyTask] = field(default_factory=list)
+
+
+def execute(
+    options: m.Options, plan: Plan, source: Server, destination: Server, reporter: Reporter
+) -> m.Outcome:
+    outcome = m.Outcome()
+    dst, stage = options.destination.database, options.staging_database
+    for database in (dst, stage):
+        destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+    stage_client = destination.new_client(database=stage)
+    dst_client = destination.new_client(database=dst)
+    try:
+        staged = stage_tables(options, plan, source, destination, stage_client, outcome, reporter)
+        if staged is None:
+            return outcome
+        route = m.copy_route(options, source, destination)
+        settings = m.copy_settings(options, route, source, destination)
+        tasks = [task for table in staged for task in table.tasks]
+        outcome.copies += copy_in_parallel(route, tasks, settings, reporter, options.parallelism)
+        outcome.failed.update({result.name: result.error for result in outcome.copies if result.error})
+        m.note_unreadable(plan, outcome)
+        if not outcome.failed:
+            verify_staging(options, staged, source, destination, outcome, reporter)
+            m.check_estimates(plan, outcome)
+        if outcome.failed or outcome.mismatches:
+            reporter.event(
+                "swap",
+                status="not_started",
+                reason="the staged copy failed or did not verify: the destination is untouched",
+                staging=stage,
+            )
+            return outcome
+        swap_in(options, plan, staged, destination, dst_client, outcome, reporter)
+        if not outcome.failed:
+            drop_leftovers(options, destination, reporter)
+    finally:
+        stage_client.disconnect()
+        dst_client.disconnect()
+    return outcome
+
+
+def stage_tables(
+    options: m.Options,
+    plan: Plan,
+    source: Server,
+    destination: Server,
+    stage_client: Client,
+    outcome: m.Outcome,
+    reporter: Reporter,
+) -> list[Staged] | None:
+    """Create the staging tables and decide what to copy; None when a table could not be created."""
+    src, dst, stage = options.source.database, options.destination.database, options.staging_database
+    dst_ddl = table_ddls(destination, dst)
+    stage_ddl = table_ddls(destination, stage)
+    staged: list[Staged] = []
+    for obj in data_tables(plan, source, src):
+        wanted = comparable(obj.create_query, src)
+        columns = stored_columns(source, src, obj.name)
+        by_partition = (
+            obj.mergetree
+            and supports_partition_id(source, src, obj.name)
+            and (obj.name not in dst_ddl or supports_partition_id(destination, dst, obj.name))
+        )
+        table = Staged(obj, columns, by_partition)
+        in_destination = dst_ddl.get(obj.name) is not None and comparable(dst_ddl[obj.name], dst) == wanted
+        in_stage = stage_ddl.get(obj.name) is not None and comparable(stage_ddl[obj.name], stage) == wanted
+        dst_fps: dict[str, Fingerprint] = {}
+        if in_destination:
+            table.source_fingerprints, dst_fps = both(
+                partial(partition_fingerprints, source, src, obj.name, columns, by_partition=by_partition),
+                partial(
+                    partition_fingerprints, destination, dst, obj.name, columns, by_partition=by_partition
+                ),
+            )
+            if dst_fps == table.source_fingerprints:
+                outcome.unchanged.append(obj.name)
+                reporter.event("unchanged", object=obj.name, rows=total(dst_fps).rows, action="not copied")
+                continue
+        if obj.name in stage_ddl and not in_stage:
+            destination.run(stage_client, f"DROP TABLE IF EXISTS {qualified(stage, obj.name)}")
+        if not in_stage:
+            statement = create_statement(obj, src, stage)
+            try:
+                destination.run(stage_client, statement, settings=destination.features.ddl_settings())
+            except MigrationError:
+                raise
+            except Exception as failure:
+                outcome.failed[obj.name] = first_line(failure)
+                reporter.event(
+                    "create",
+                    object=obj.name,
+                    kind=obj.label,
+                    database=stage,
+                    status="failed",
+                    error=first_line(failure),
+                )
+                continue
+            reporter.event("create", object=obj.name, kind=obj.label, database=stage, status="ok")
+        plan_copies(options, plan, table, source, destination, in_destination, in_stage, dst_fps, reporter)
+        staged.append(table)
+    if outcome.failed:
+        reporter.event("swap", status="not_started", reason="staging tables could not be created")
+        return None
+    return staged
+
+
+def data_tables(plan: Plan, source: Server, database: str) -> list[DbObject]:
+    """Phase-1 tables with rows, then the inner tables of materialized views (Ordinary databases)."""
+    tables = [obj for obj in plan.tables if obj.has_data]
+    for view in plan.dependents:
+        inner = inner_table_object(source.query, database, view)
+        if inner is not None:
+            tables.append(inner)
+            plan.columns.setdefault(
+                inner.name, tuple(name for name, _ in stored_columns(source, database, inner.name))
+            )
+            inner.estimated_rows = view.estimated_rows
+    return tables
+
+
+def plan_copies(
+    options: m.Options,
+    plan: Plan,
+    table: Staged,
+    source: Server,
+    destination: Server,
+    in_destination: bool,
+    in_stage: bool,
+    dst_fps: dict[str, Fingerprint],
+    reporter: Reporter,
+) -> None:
+    """Fill table.tasks with only what the staging table still lacks."""
+    obj = table.obj
+    src, dst, stage = options.source.database, options.destination.database, options.staging_database
+    columns = plan.columns.get(obj.name, tuple(name for name, _ in table.columns))
+    stage_fps = (
+        partition_fingerprints(destination, stage, obj.name, table.columns, by_partition=table.by_partition)
+        if in_stage
+        else {}
+    )
+    if not in_destination and not stage_fps:
+        for task in partition_tasks(source, src, obj, options.partition_split_min_rows, columns):
+            table.tasks.append(retarget(task, stage))
+        return
+    if table.source_fingerprints is None:
+        table.source_fingerprints = partition_fingerprints(
+            source, src, obj.name, table.columns, by_partition=table.by_partition
+        )
+    wanted = table.source_fingerprints
+    if not table.by_partition:
+        if stage_fps == wanted:
+            reporter.event("resume", object=obj.name, kept="whole table", copy="-")
+            return
+        destination.query(f"DROP TABLE IF EXISTS {qualified(stage, obj.name)}")
+        destination.run(
+            destination.new_client(database=stage),
+            create_statement(obj, src, stage),
+            settings=destination.features.ddl_settings(),
+        )
+        for task in partition_tasks(source, src, obj, options.partition_split_min_rows, columns):
+            table.tasks.append(retarget(task, stage))
+        return
+    kept, reused, copied = [], [], []
+    target = qualified(stage, obj.name)
+    for partition_id in sorted(set(stage_fps) - set(wanted)):
+        destination.query(f"ALTER TABLE {target} DROP PARTITION ID {quote_string(partition_id)}")
+    for partition_id, expected in sorted(wanted.items()):
+        if stage_fps.get(partition_id) == expected:
+            kept.append(partition_id)
+            continue
+        if partition_id in stage_fps:
+            destination.query(f"ALTER TABLE {target} DROP PARTITION ID {quote_string(partition_id)}")
+        if dst_fps.get(partition_id) == expected:
+            destination.query(
+                f"ALTER TABLE {target} REPLACE PARTITION ID {quote_string(partition_id)} "
+                f"FROM {qualified(dst, obj.name)}"
+            )
+            reused.append(partition_id)
+            continue
+        copied.append(partition_id)
+        table.tasks.append(
+            CopyTask(
+                obj,
+                columns=columns,
+                where=f"_partition_id = {quote_string(partition_id)}",
+                partition=partition_id,
+                estimated_rows=expected.rows,
+                target_database=stage,
+            )
+        )
+    reporter.event(
+        "resume",
+        object=obj.name,
+        partitions=len(wanted),
+        kept_from_staging=len(kept),
+        reused_from_destination=len(reused),
+        to_copy=len(copied),
+        skipped=",".join(kept + reused) or "-",
+    )
+
+
+def retarget(task: CopyTask, database: str) -> CopyTask:
+    return CopyTask(
+        task.obj,
+        columns=task.columns,
+        where=task.where,
+        partition=task.partition,
+        estimated_rows=task.estimated_rows,
+        target_database=database,
+    )
+
+
+def verify_staging(
+    options: m.Options,
+    staged: list[Staged],
+    source: Server,
+    destination: Server,
+    outcome: m.Outcome,
+    reporter: Reporter,
+) -> None:
+    """Counts and checksums of every staging table against the source, per partition where possible."""
+    src, stage = options.source.database, options.staging_database
+    for table in staged:
+        name = table.obj.name
+
+        def source_side(table: Staged = table) -> dict[str, Fingerprint]:
+            if table.source_fingerprints is not None:
+                return table.source_fingerprints
+            return partition_fingerprints(
+                source, src, table.obj.name, table.columns, by_partition=table.by_partition
+            )
+
+        def stage_side(table: Staged = table) -> dict[str, Fingerprint]:
+            return partition_fingerprints(
+                destination, stage, table.obj.name, table.columns, by_partition=table.by_partition
+            )
+
+        expected, actual = both(source_side, stage_side)
+        differing = sorted(pid for pid in set(expected) | set(actual) if expected.get(pid) != actual.get(pid))
+        m.report_verification(name, total(expected), total(actual), outcome, reporter)
+        if differing and not any(name in mismatch for mismatch in outcome.mismatches):
+            outcome.mismatches.append(f"{name}: partitions differ: {','.join(differing)}")
+
+
+def swap_in(
+    options: m.Options,
+    plan: Plan,
+    staged: list[Staged],
+    destination: Server,
+    dst_client: Client,
+    outcome: m.Outcome,
+    reporter: Reporter,
+) -> None:
+    """Move the verified staging tables in and recreate the dependents against the final names."""
+    dst, stage, old = options.destination.database, options.staging_database, options.previous_database
+    atomic = database_engine(destination, dst) == "Atomic"
+    staged_names = {table.obj.name for table in staged}
+    with TRACKER.critical():
+        destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(old)}")
+        existing = m.existing_objects(destination, dst)
+        previous = m.existing_objects(destination, old)
+        unchanged_inner = {
+            obj.inner_table
+            for obj in plan.dependents
+            if obj.inner_table and obj.inner_table in outcome.unchanged
+        }
+
+        def move(name: str, from_db: str, to_db: str) -> None:
+            destination.query(f"RENAME TABLE {qualified(from_db, name)} TO {qualified(to_db, name)}")
+
+        def set_aside(name: str) -> None:
+            if name in previous:
+                destination.query(f"DROP TABLE IF EXISTS {qualified(old, name)}")
+            move(name, dst, old)
+
+        # a) dependents of the plan go first (an inner table is moved aside: dropping a view drops it)
+        for obj in reversed(plan.ordered):
+            if (
+                obj.name in staged_names
+                or (obj.has_data and obj.kind is ObjectKind.TABLE)
+                or obj.name not in existing
+            ):
+                continue
+            if obj.inner_table and obj.inner_table in existing:
+                set_aside(obj.inner_table)
+            statement = "DROP DICTIONARY" if obj.kind is ObjectKind.DICTIONARY else "DROP TABLE"
+            destination.query(f"{statement} IF EXISTS {qualified(dst, obj.name)}")
+            reporter.event("drop", object=obj.name, reason="recreated against the swapped tables")
+        # b) the staged tables, one by one
+        for table in staged:
+            name = table.obj.name
+            if name in existing and not name.startswith(".inner."):
+                if atomic:
+                    destination.query(f"EXCHANGE TABLES {qualified(stage, name)} AND {qualified(dst, name)}")
+                else:
+                    set_aside(name)
+                    move(name, stage, dst)
+            else:
+                move(name, stage, dst)
+            reporter.event("swap", object=name, status="ok")
+        for name in unchanged_inner:
+            move(name, old, dst)
+        # c) dependents against the final names
+        for obj in plan.ordered:
+            if obj.name in staged_names or (obj.has_data and obj.kind is ObjectKind.TABLE):
+                continue
+            attach = obj.inner_table is not None and obj.inner_table in staged_names | unchanged_inner
+            created = m.create(destination, dst_client, obj, options, outcome, reporter, attach=attach)
+            if created and obj.has_data and not attach:
+                # an inner table swap cannot reach (Atomic `.inner_id.<uuid>`): created empty
+                outcome.not_copied[obj.name] = "inner table not stageable (Atomic database): recreated empty"
+    tables = {name for name in staged_names if not name.startswith(INNER_TABLE_PREFIXES)}
+    outcome.created.extend(sorted(tables - set(outcome.unchanged)))
+
+
+def drop_leftovers(options: m.Options, destination: Server, reporter: Reporter) -> None:
+    """The previous copies and the staging database, once everything is in place."""
+    for database in (options.previous_database, options.staging_database):
+        destination.query(f"DROP DATABASE IF EXISTS {quote_identifier(database)}")
+    reporter.event("cleanup", dropped=f"{options.previous_database},{options.staging_database}")
+
+
+def create_statement(obj: DbObject, source_db: str, database: str) -> str:
+    statement = ddl.rewrite_database(obj.create_query, source_db, database)
+    return ddl.unreplicate(statement) if obj.replicated else statement
+
+
+def comparable(create_query: str, database: str) -> str:
+    """A DDL with its own database name neutralized, to compare tables across databases."""
+    return ddl.rewrite_database(create_query, database, "\0db")
+
+
+def table_ddls(server: Server, database: str) -> dict[str, str]:
+    return {
+        name: query
+        for name, query in server.query(
+            "SELECT name, create_table_query FROM system.tables WHERE database = %(db)s", {"db": database}
+        )
+    }
+
+
+def database_engine(server: Server, database: str) -> str:
+    rows = server.query("SELECT engine FROM system.databases WHERE name = %(db)s", {"db": database})
+    return rows[0][0] if rows else ""
+
+
+def both(first: Callable[[], T], second: Callable[[], T]) -> tuple[T, T]:
+    """Run two reads at once (one per server: the checksums of a big table take as long as a scan)."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fingerprint") as pool:
+        one, two = pool.submit(first), pool.submit(second)
+        return one.result(), two.result()
