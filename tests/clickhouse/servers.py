@@ -26,6 +26,17 @@ from clickhouse_driver.errors import Error as DriverError
 SERVER_BINARY_CANDIDATES = ("clickhouse-server", "/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server")
 MIGRATOR_USER = "migrator"
 MIGRATOR_PASSWORD = "s3cr'et pass"  # a quote and a space: exercises literal escaping in remote()
+# A user restricted to a few databases (least privilege): it may not use `default`.
+LIMITED_USER = "limited"
+LIMITED_PASSWORD = "limited-pass"
+LIMITED_DATABASES = (
+    "limited_src",
+    "limited_dst",
+    "limited_dst__migrate_staging",
+    "limited_dst__migrate_previous",
+)
+# Every server also listens on this second loopback address: another spelling of the same server.
+ALIAS_ADDRESS = "127.0.0.2"
 STARTUP_TIMEOUT_SECONDS = 60
 logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # startup polling fails by design
 
@@ -39,6 +50,7 @@ CONFIG_TEMPLATE = """<?xml version="1.0"?>
     <count>1</count>
   </logger>
   <listen_host>127.0.0.1</listen_host>
+  <listen_host>{alias_address}</listen_host>
   <tcp_port>{tcp_port}</tcp_port>
 {tls}  <http_port>{http_port}</http_port>
   <path>{root}/data/</path>
@@ -77,14 +89,20 @@ USERS_TEMPLATE = """<?xml version="1.0"?>
   <users>
     <default>
       <password></password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <networks><ip>127.0.0.0/8</ip><ip>::1</ip><ip>::ffff:127.0.0.0/104</ip></networks>
       <profile>default</profile><quota>default</quota>
     </default>
     <{user}>
       <password>{password}</password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <networks><ip>127.0.0.0/8</ip><ip>::1</ip><ip>::ffff:127.0.0.0/104</ip></networks>
       <profile>default</profile><quota>default</quota>
     </{user}>
+    <{limited_user}>
+      <password>{limited_password}</password>
+      <networks><ip>127.0.0.0/8</ip><ip>::1</ip><ip>::ffff:127.0.0.0/104</ip></networks>
+      <profile>default</profile><quota>default</quota>
+      <allow_databases>{limited_databases}</allow_databases>
+    </{limited_user}>
   </users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
     <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
@@ -159,11 +177,19 @@ def _write_config(info: ServerInfo) -> Path:
     for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "users.xml").write_text(
-        USERS_TEMPLATE.format(user=MIGRATOR_USER, password=_xml_escape(MIGRATOR_PASSWORD))
+        USERS_TEMPLATE.format(
+            user=MIGRATOR_USER,
+            password=_xml_escape(MIGRATOR_PASSWORD),
+            limited_user=LIMITED_USER,
+            limited_password=LIMITED_PASSWORD,
+            limited_databases="".join(f"<database>{name}</database>" for name in LIMITED_DATABASES),
+        )
     )
     config = root / "config.xml"
     config.write_text(
-        CONFIG_TEMPLATE.format(root=root, tcp_port=info.port, http_port=info.http_port, tls=tls)
+        CONFIG_TEMPLATE.format(
+            root=root, tcp_port=info.port, http_port=info.http_port, tls=tls, alias_address=ALIAS_ADDRESS
+        )
     )
     return config
 

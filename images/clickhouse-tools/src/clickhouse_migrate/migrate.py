@@ -150,7 +150,7 @@ def check_remote_database_names(options: Options, route: CopyRoute, databases: S
         return
     dotted = [name for name in databases if "." in name]
     if dotted:
-        other = "source" if route.push else "destination"
+        other = "destination" if route.push else "source"
         raise MigrationError(
             ExitCode.UNSUPPORTED,
             f"{route.executor.endpoint.role} server {route.executor.features.version} cannot address a "
