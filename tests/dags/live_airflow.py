@@ -122,10 +122,21 @@ def _airflow_env(
 
 
 @contextmanager
-def airflow_processes(sql_alchemy_conn: str, dags: Path, presets: Path, home: Path) -> Iterator[LiveAirflow]:
-    """`airflow db migrate`, then api-server, scheduler and dag-processor until the block ends."""
+def airflow_processes(
+    sql_alchemy_conn: str,
+    dags: Path,
+    presets: Path,
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    component_env: dict[str, dict[str, str]] | None = None,
+) -> Iterator[LiveAirflow]:
+    """`airflow db migrate`, then api-server, scheduler and dag-processor until the block ends.
+
+    extra_env goes to every process; component_env to one component only (name -> env), as the chart
+    gives credentials only to the components that need them.
+    """
     api_port = free_port()
-    env = _airflow_env(home, sql_alchemy_conn, api_port, dags, presets)
+    env = {**_airflow_env(home, sql_alchemy_conn, api_port, dags, presets), **(extra_env or {})}
     airflow = str(Path(os.sys.executable).parent / "airflow")
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
     if migrate.returncode:
@@ -142,7 +153,10 @@ def airflow_processes(sql_alchemy_conn: str, dags: Path, presets: Path, home: Pa
             log = home / f"{name}.log"
             live.logs.append(log)
             with log.open("w") as output:
-                processes.append(subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT))
+                process_env = {**env, **(component_env or {}).get(name, {})}
+                processes.append(
+                    subprocess.Popen(command, env=process_env, stdout=output, stderr=subprocess.STDOUT)
+                )
         yield live
     finally:
         for process in processes:

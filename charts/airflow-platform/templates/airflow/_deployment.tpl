@@ -1,7 +1,7 @@
 {{/*
 One Airflow control-plane Deployment (api-server, scheduler, dag-processor, triggerer share it).
 Args: ctx, component, settings (the component's values), command (list), probes, ports,
-extraInitContainers, extraVolumeMounts, extraVolumes (YAML strings, optional), automountToken (bool).
+extraInitContainers, extraEnv, extraVolumeMounts, extraVolumes (YAML strings, optional), automountToken (bool).
 */}}
 {{- define "ap.airflowDeployment" -}}
 {{- $ctx := .ctx -}}
@@ -48,6 +48,9 @@ spec:
           env:
             {{- include "ap.airflowCommonEnv" $ctx | nindent 12 }}
             {{- include "ap.airflowSecretEnv" $ctx | nindent 12 }}
+            {{- with .extraEnv }}
+            {{- . | nindent 12 }}
+            {{- end }}
           {{- with .ports }}
           ports:
             {{- . | nindent 12 }}
