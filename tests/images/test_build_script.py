@@ -78,10 +78,10 @@ def test_every_image_folder_is_an_image_with_the_repository_the_chart_names() ->
 
 
 def test_an_image_folder_the_chart_does_not_know_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "image_folders", lambda: ["airflow", "git-server"])
+    monkeypatch.setattr(config, "image_folders", lambda: ["airflow", "unknown-image"])
     config.images.cache_clear()
     try:
-        with pytest.raises(ValueError, match=r"images/git-server/ has no entry images\.<key>\.repository"):
+        with pytest.raises(ValueError, match=r"images/unknown-image/ has no entry images\.<key>\.repository"):
             config.images()
     finally:
         config.images.cache_clear()
