@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import io
+
+import pytest
 from clickhouse_migrate import ddl
 from clickhouse_migrate.catalog import DbObject, ObjectKind
+from clickhouse_migrate.cli import build_parser, setting
 from clickhouse_migrate.connection import Endpoint
-from clickhouse_migrate.copy import remote_function
+from clickhouse_migrate.copy import partition_condition, partition_literal, remote_function
+from clickhouse_migrate.migrate import Outcome, check_estimates
 from clickhouse_migrate.plan import Selection, build_plan
+from clickhouse_migrate.report import CopyResult, Reporter, escape
 from clickhouse_migrate.sql import mask_secret, quote_string
 from clickhouse_migrate.verify import checksum_expression
 
@@ -89,3 +96,72 @@ def test_stream_consumers_are_skipped() -> None:
     assert [obj.name for obj in plan.ordered] == ["t"]
     assert "consumes a stream" in plan.skipped["queue"]
     assert plan.skipped["v"] == "depends on skipped queue"
+
+
+def test_distributed_database_argument_is_rewritten() -> None:
+    query = "CREATE TABLE a.dist (x UInt8) ENGINE = Distributed(cluster, a, local, rand())"
+    assert "Distributed(cluster, `b`, local, rand())" in ddl.rewrite_database(query, "a", "b")
+    quoted = "CREATE TABLE a.dist (x UInt8) ENGINE = Distributed('cluster', 'a', 'local')"
+    assert "Distributed('cluster', 'b', 'local')" in ddl.rewrite_database(quoted, "a", "b")
+
+
+def test_table_column_references_named_like_the_database_survive() -> None:
+    query = "CREATE VIEW q.v AS SELECT q.x AS a, sum(q.y) FROM q.q WHERE q.x IN q.allowed GROUP BY q.x"
+    rewritten = ddl.rewrite_database(query, "q", "c")
+    assert rewritten == (
+        "CREATE VIEW `c`.v AS SELECT q.x AS a, sum(q.y) FROM `c`.q WHERE q.x IN `c`.allowed GROUP BY q.x"
+    )
+    assert ddl.rewrite_database("CREATE VIEW d.v AS SELECT d.t.c FROM d.t", "d", "e") == (
+        "CREATE VIEW `e`.v AS SELECT `e`.t.c FROM `e`.t"
+    )
+
+
+def test_materialized_view_target_database_and_attach() -> None:
+    query = "CREATE MATERIALIZED VIEW a.mv TO other.t (x UInt8) AS SELECT x FROM a.s"
+    assert ddl.materialized_view_target_qualified(query) == ("other", "t")
+    assert ddl.as_attach(query).startswith("ATTACH MATERIALIZED VIEW a.mv")
+
+
+def test_partition_literals_are_typed() -> None:
+    assert partition_literal("123", "String") == "CAST('123' AS String)"
+    assert partition_literal("2024-02-27", "Date") == "CAST('2024-02-27' AS Date)"
+    assert partition_literal("it's", "String") == "CAST('it\\'s' AS String)"
+    assert partition_literal("('a', 1)", "Tuple(String, UInt8)") == "('a', 1)"
+    assert partition_literal("NULL", "Nullable(String)") is None
+    assert partition_condition("abc", has_partition_id=True, key="k", literal=None) == "_partition_id = 'abc'"
+    assert partition_condition("1", has_partition_id=False, key="k", literal="CAST('1' AS String)") == (
+        "(k) = CAST('1' AS String)"
+    )
+
+
+def test_rows_far_below_the_estimate_are_a_mismatch() -> None:
+    plan = build_plan([DbObject("t", "MergeTree", "CREATE TABLE x.t", ObjectKind.TABLE)], Selection())
+    plan.ordered[0].estimated_rows = 1000
+    outcome = Outcome(copies=[CopyResult(name="t", rows=0)])
+    check_estimates(plan, outcome)
+    assert outcome.mismatches == ["t: 0 rows written, far below the plan's estimate of 1000"]
+    fine = Outcome(copies=[CopyResult(name="t", rows=990)])
+    check_estimates(plan, fine)
+    assert fine.mismatches == []
+
+
+def test_log_values_cannot_forge_lines() -> None:
+    stream = io.StringIO()
+    Reporter(stream=stream).event("copy", object="x\n[summary] failed=0", other="a\u2028b", plain="ok")
+    (line,) = stream.getvalue().splitlines()
+    assert line == '[copy] object="x\\n[summary] failed=0" other="a\\u2028b" plain=ok'
+    assert escape("bad\nline\ttab") == "bad\\nline\\ttab"
+
+
+@pytest.mark.parametrize("value", ["max_network_bandwidth", "x=1; DROP TABLE t", "a b=1", "x='1'", "=1"])
+def test_setting_flag_is_validated(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        setting(value)
+    assert setting("max_network_bandwidth=10000000") == ("max_network_bandwidth", "10000000")
+
+
+def test_strategy_defaults_to_swap() -> None:
+    args = build_parser().parse_args(
+        ["--source-host", "a", "--source-db", "s", "--destination-host", "b", "--destination-db", "d"]
+    )
+    assert args.strategy == "swap" and not args.schema_only and not args.data_only

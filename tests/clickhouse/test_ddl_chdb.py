@@ -14,7 +14,8 @@ from clickhouse_migrate import ddl
 from clickhouse_migrate.catalog import ObjectKind, read_catalog
 from clickhouse_migrate.migrate import Outcome, creation_blocker
 from clickhouse_migrate.plan import Selection, build_plan
-from clickhouse_migrate.sql import quote_string
+from clickhouse_migrate.sql import qualified, quote_identifier, quote_string
+from clickhouse_migrate.verify import partition_fingerprints, stored_columns
 
 chdb_session = pytest.importorskip("chdb.session")
 
@@ -161,3 +162,75 @@ def test_masked_secrets_block_recreation(chdb: Chdb) -> None:
         assert "masks secrets" in (creation_blocker(obj, Outcome()) or "")
     finally:
         chdb(f"DROP DICTIONARY {SOURCE_DB}.secret_dict")
+
+
+class ChdbServer:
+    """The tool's Server interface (`query`) over the chDB session, for the fingerprint helpers."""
+
+    def __init__(self, chdb: Chdb) -> None:
+        self.query = chdb
+
+
+MODERN_COLUMNS = f"""CREATE TABLE {SOURCE_DB}.kinds (
+    id UInt64,
+    raw String EPHEMERAL '',
+    parsed String DEFAULT upper(raw),
+    noise UInt64 MATERIALIZED rand64(),
+    doubled UInt64 ALIAS id * 2,
+    attrs Map(String, UInt64),
+    packed UInt64 CODEC(Delta, ZSTD(3)),
+    ts DateTime DEFAULT toDateTime('2024-01-01 00:00:00') + id,
+    expiring String TTL ts + INTERVAL 100 YEAR
+) ENGINE = MergeTree PARTITION BY id % 150 ORDER BY id TTL ts + INTERVAL 100 YEAR"""
+
+
+def test_modern_column_kinds_copy_as_stored(chdb: Chdb) -> None:
+    """EPHEMERAL/ALIAS are neither copied nor hashed; MATERIALIZED, Map, codec and TTL columns are copied
+    by name with insert_allow_materialized_columns, over more than 100 partitions in one insert."""
+    chdb(MODERN_COLUMNS)
+    chdb(
+        f"INSERT INTO {SOURCE_DB}.kinds (id, raw, attrs, packed, expiring) "
+        "SELECT number, toString(number), map('k', number), number * 3, 'e' FROM numbers(3000) "
+        "SETTINGS max_partitions_per_insert_block = 0"
+    )
+    try:
+        chdb(
+            ddl.rewrite_database(
+                chdb(f"SHOW CREATE TABLE {SOURCE_DB}.kinds")[0][0], SOURCE_DB, DESTINATION_DB
+            )
+        )
+        server = ChdbServer(chdb)
+        columns = stored_columns(server, SOURCE_DB, "kinds")  # type: ignore[arg-type]
+        names = [name for name, _ in columns]
+        assert "raw" not in names and "doubled" not in names
+        assert {"noise", "attrs", "packed", "expiring", "parsed"} <= set(names)
+        listed = ", ".join(quote_identifier(name) for name in names)
+        chdb(
+            f"INSERT INTO {DESTINATION_DB}.kinds ({listed}) SELECT {listed} FROM {SOURCE_DB}.kinds "
+            "SETTINGS insert_allow_materialized_columns = 1, max_partitions_per_insert_block = 0"
+        )
+        by_partition = {
+            side: partition_fingerprints(server, side, "kinds", columns, by_partition=True)  # type: ignore[arg-type]
+            for side in (SOURCE_DB, DESTINATION_DB)
+        }
+        assert len(by_partition[SOURCE_DB]) == 150
+        assert by_partition[SOURCE_DB] == by_partition[DESTINATION_DB]
+    finally:
+        chdb(f"DROP TABLE IF EXISTS {DESTINATION_DB}.kinds")
+        chdb(f"DROP TABLE IF EXISTS {SOURCE_DB}.kinds")
+
+
+def test_exchange_tables_swaps_on_atomic(chdb: Chdb) -> None:
+    """What --strategy swap runs on an Atomic destination: the old copy ends up in the staging database."""
+    staging = f"{DESTINATION_DB}__migrate_staging"
+    chdb(f"CREATE DATABASE IF NOT EXISTS {staging}")
+    chdb(f"CREATE TABLE {DESTINATION_DB}.swapped (v String) ENGINE = MergeTree ORDER BY v")
+    chdb(f"CREATE TABLE {staging}.swapped (v String) ENGINE = MergeTree ORDER BY v")
+    chdb(f"INSERT INTO {DESTINATION_DB}.swapped VALUES ('old')")
+    chdb(f"INSERT INTO {staging}.swapped VALUES ('new')")
+    assert chdb(f"SELECT engine FROM system.databases WHERE name = '{DESTINATION_DB}'") == [["Atomic"]]
+    chdb(f"EXCHANGE TABLES {qualified(staging, 'swapped')} AND {qualified(DESTINATION_DB, 'swapped')}")
+    assert chdb(f"SELECT v FROM {DESTINATION_DB}.swapped") == [["new"]]
+    assert chdb(f"SELECT v FROM {staging}.swapped") == [["old"]]
+    chdb(f"DROP DATABASE {staging}")
+    chdb(f"DROP TABLE {DESTINATION_DB}.swapped")
