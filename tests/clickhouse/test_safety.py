@@ -6,6 +6,7 @@ import json
 
 import pytest
 from clickhouse_driver import Client
+from clickhouse_migrate.connection import Endpoint, Identity, Server, same_server
 from clickhouse_migrate.sql import qualified
 
 from .conftest import Servers, base_args, databases, run_tool
@@ -356,3 +357,24 @@ def test_password_flags_warn_and_environment_does_not(servers: Servers, identity
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     assert not any("password" in line for line in quiet.lines("warning"))
     assert MIGRATOR_PASSWORD not in quiet.stdout + with_flag.stdout
+
+
+@pytest.mark.parametrize(("alias", "same"), [(ALIAS_ADDRESS, True), (None, False)])
+def test_identity_probe_when_the_cheap_identity_agrees(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch, alias: str | None, same: bool
+) -> None:
+    """Servers that report the same host, version, start and path are told apart by a running query."""
+    other = servers.source if alias else servers.destination
+    source = Server(
+        Endpoint("source", "127.0.0.1", servers.source.port, "default", "", "default"), writable=False
+    )
+    target = Server(
+        Endpoint("destination", alias or other.host, other.port, "default", "", "default"), writable=True
+    )
+    alike = Identity(host_name="h", version="18.16.1", started=1, data_path="/same/")
+    monkeypatch.setattr(Server, "identity", lambda _self: alike)
+    try:
+        assert same_server(source, target) is same
+    finally:
+        source.close()
+        target.close()

@@ -67,12 +67,14 @@ class Identity:
     host_name: str
     version: str
     started: int  # now() - uptime(), seconds since the epoch, by the server's clock
+    data_path: str  # where the server keeps the `system` database: one server per path on a host
 
     def may_be(self, other: Identity) -> bool:
         return (
             self.host_name == other.host_name
             and self.version == other.version
             and abs(self.started - other.started) <= START_TIME_TOLERANCE_SECONDS
+            and self.data_path == other.data_path
         )
 
 
@@ -135,10 +137,15 @@ class Server:
         return self.run(self._client, sql, params)
 
     def identity(self) -> Identity:
-        host_name, version, started = self.query("SELECT hostName(), version(), toUInt32(now()) - uptime()")[
-            0
-        ]
-        return Identity(host_name=host_name, version=version, started=int(started))
+        rows = self.query("SELECT hostName(), version(), toUInt32(now()) - uptime()")
+        host_name, version, started = rows[0]
+        try:
+            paths = self.query("SELECT data_path FROM system.databases WHERE name = 'system'")
+        except driver_errors.ServerException:  # not visible to this user: the probe decides
+            paths = []
+        return Identity(
+            host_name=host_name, version=version, started=int(started), data_path=paths[0][0] if paths else ""
+        )
 
     def has_running(self, query_id: str) -> bool:
         rows = self.query("SELECT count() FROM system.processes WHERE query_id = %(id)s", {"id": query_id})
@@ -208,9 +215,9 @@ class Server:
 def same_server(source: Server, destination: Server) -> bool:
     """Whether the two connections reach one server, by what the servers report, not by address.
 
-    Different host names, versions or start times prove two servers. When they agree (two servers of one
-    version started together on one host look alike), a probe decides: a query left running on the source
-    under a unique query_id is looked for in the destination's system.processes.
+    Different host names, versions, start times or data paths prove two servers. When they agree (a user
+    who cannot see the data path, containers with equal paths and host names), a probe decides: a query
+    left running on the source under a unique query_id is looked for in the destination's processes.
     """
     if not source.identity().may_be(destination.identity()):
         return False
