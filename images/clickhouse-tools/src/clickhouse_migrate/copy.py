@@ -1,11 +1,13 @@
 """Server-to-server data copy: one `INSERT ... SELECT` per object, run by one of the two servers.
 
-- executed on the destination (pull): INSERT INTO dst.t SELECT * FROM remote('source', db, t, user, pw)
+- executed on the destination (pull): INSERT INTO dst.t (cols)
+                                       SELECT cols FROM remote('source', db, t, user, pw)
 - executed on the source (push):      INSERT INTO FUNCTION remote[Secure]('dest', db, t, user, pw)
-                                       SELECT * FROM src.t
-Rows never pass through this process. A big partitioned MergeTree table is copied as one query per
-partition (`... WHERE <partition key> = <value>`), so the bounded pool also parallelizes a database
-that is mostly one table. Materialized views with an inner table are copied through the
+                                       SELECT cols FROM src.t
+Columns are listed by name (MATERIALIZED ones included: `SELECT *` would leave them out and the target
+would recompute them). Rows never pass through this process. A big partitioned MergeTree table is copied
+as one query per partition (`... WHERE _partition_id = '<id>'`), so the bounded pool also parallelizes a
+database that is mostly one table. Materialized views with an inner table are copied through the
 view itself on both sides (reading a view reads its inner table, inserting into it writes there), so
 `.inner.<name>` (old servers) and `.inner_id.<uuid>` (Atomic databases) need no special casing.
 """

@@ -23,13 +23,15 @@ class ExitCode(IntEnum):
 EXIT_CODE_HELP = """exit codes:
   0  success
   1  unexpected error
-  2  bad command line (nothing was contacted)
-  3  a server is unreachable
+  2  bad command line, or a reserved destination database (nothing was contacted)
+  3  a server is unreachable, or the executing server cannot reach the other through remote() (retryable)
   4  authentication failed
   5  the source database does not exist
   6  destination is the same server and database as the source (compared by what the servers report)
-  7  a server lacks a requested feature (DDL dictionaries before 19.17, remoteSecure() on 18.16)
-  8  --tables names unknown objects, or the objects have a dependency cycle
+  7  a server lacks a requested feature (DDL dictionaries before 19.17, remoteSecure() on 18.16, a --setting
+     it does not know, remote() of a dotted database on an old server, pushing MATERIALIZED from 18.16)
+  8  --tables names unknown objects, the objects have a dependency cycle, or a materialized view writes TO a
+     database the destination lacks
   9  creating or copying at least one object failed (all failures are listed)
  10  verification found a mismatch (every mismatching object is listed), or far fewer rows were written
      than the plan estimated
