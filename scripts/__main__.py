@@ -38,7 +38,7 @@ def images_command(args: argparse.Namespace) -> None:
             raise ValueError("images push takes exactly one REGISTRY, e.g. registry.local:5000")
         images.push(args.names[0], tag)
     else:
-        images.lock()
+        images.lock(tag)
 
 
 def step(module: str, function: str) -> Callable[[argparse.Namespace], object]:

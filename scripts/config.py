@@ -172,6 +172,11 @@ def images() -> tuple[Image, ...]:
     return tuple(Image(name, by_name[name]) for name in image_folders())
 
 
+def base_image() -> Image:
+    """images/base: the preamble every image builds on (built first, never loaded or pushed)."""
+    return Image(BASE_IMAGE_DIR.name, f"{repository_prefix()}/{BASE_IMAGE_DIR.name}")
+
+
 def repository_prefix() -> str:
     """The namespace part the platform images share (airflow-platform/airflow -> airflow-platform)."""
     return images()[0].repository.rsplit("/", 1)[0]

@@ -9,9 +9,13 @@ gives a new tag and no change reuses the old one. It is computed once per comman
 Each build sends Docker only the files its image needs (the image's folder plus what its Dockerfile
 COPYs from elsewhere), as a tar built here, which keeps the context small without a .dockerignore.
 
-Base image: the Dockerfiles take `ARG BASE_IMAGE` (default the official Debian slim image). Where
-Docker Hub is unreachable (or IMAGES_BASE=airgapped) the base is built locally with debootstrap
-(images/base/build.sh) and passed as BASE_IMAGE. IMAGES_BASE=official|airgapped|auto (default auto).
+Base image: images/base/Dockerfile is the preamble every image shares (locale, CAs, pip settings); it
+is built first, from the official debian:<DEBIAN_SUITE>-slim or, where Docker Hub is unreachable (or
+IMAGES_BASE=airgapped), from a Debian built locally with debootstrap (images/base/build.sh), and given
+to every other Dockerfile as BASE_IMAGE. IMAGES_BASE=official|airgapped|auto (default auto).
+
+Build arguments: a Dockerfile's `ARG NAME` gets the value of NAME in versions.env (BASE_IMAGE and
+DEBIAN_IMAGE come from the step above); an ARG neither knows is an error.
 
 Local CAs: the host's extra CA certificates (IMAGES_EXTRA_CA_DIR, default /usr/local/share/ca-certificates,
 where Debian keeps locally added CAs, e.g. of a TLS-inspecting proxy) go into the context under
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +52,7 @@ BASE_BUILD_SCRIPT = "images/base/build.sh"
 AIRFLOW_SIZE_LIMIT = 1_000_000_000
 LOG_DIR = config.CACHE / "images"
 DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
-BUILD_CA_DIR = "images/base/ca-certificates"  # every Dockerfile COPYs it
+BUILD_CA_DIR = "images/base/ca-certificates"  # the base image COPYs it
 LOADED_ID_LABEL = "airflow-platform.io/docker-image-id"  # on images loaded into kind nodes
 log = Logger("images")
 
@@ -99,9 +104,10 @@ def extra_ca_files() -> list[Path]:
 
 def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
     """Name in the build context -> file: the repository's files plus the host's extra CAs."""
-    files = {name: ROOT / name for name in context_files((*paths, BUILD_CA_DIR))}
-    for path in extra_ca_files():
-        files.setdefault(f"{BUILD_CA_DIR}/{path.name}", path)
+    files = {name: ROOT / name for name in context_files(paths)}
+    if any(name.startswith(f"{BUILD_CA_DIR}/") for name in files):
+        for path in extra_ca_files():
+            files.setdefault(f"{BUILD_CA_DIR}/{path.name}", path)
     return dict(sorted(files.items()))
 
 
@@ -110,7 +116,9 @@ def image_tag() -> str:
     if os.environ.get("IMAGES_TAG"):
         return os.environ["IMAGES_TAG"]
     digest = hashlib.sha256()
-    all_paths = (*(path for image in config.images() for path in context_paths(image)), BASE_BUILD_SCRIPT)
+    every_image = (config.base_image(), *config.images())
+    # versions.env: the build arguments come from it
+    all_paths = (*(path for image in every_image for path in context_paths(image)), "versions.env")
     for name, path in build_files(all_paths).items():
         digest.update(f"{name}\0{os.access(path, os.X_OK)}\0".encode())
         digest.update(path.read_bytes())
@@ -177,12 +185,24 @@ def docker_build_env() -> dict[str, str]:
     return env
 
 
-def build_lines(image: Image, tag: str, base_image: str) -> Iterator[str]:
+def build_args(image: Image, given: dict[str, str]) -> list[str]:
+    """`--build-arg NAME=value` for every ARG of the image's Dockerfile, from `given` or versions.env."""
+    known = {**config.VERSIONS, **given}
+    names = re.findall(r"^ARG\s+(\w+)", (ROOT / image.dockerfile).read_text(), re.MULTILINE)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"{image.dockerfile}: ARG {', '.join(unknown)} is neither in versions.env nor {sorted(given)}"
+        )
+    return [arg for name in names for arg in ("--build-arg", f"{name}={known[name]}")]
+
+
+def build_lines(image: Image, tag: str, given_args: dict[str, str]) -> Iterator[str]:
     env = docker_build_env()
     progress = ["--progress=plain"] if env["DOCKER_BUILDKIT"] == "1" else []
     command = [
         "docker", "build", *progress, "-f", image.dockerfile, "-t", image.ref(tag),
-        "--build-arg", f"BASE_IMAGE={base_image}",
+        *build_args(image, given_args),
         "-",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -228,7 +248,7 @@ class StepPrinter:
             self.pending = ""
 
 
-def build_one(image: Image, tag: str, base_image: str, position: str) -> None:
+def build_one(image: Image, tag: str, given_args: dict[str, str], position: str) -> None:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{image.name}.log"
     start = time.monotonic()
@@ -236,7 +256,7 @@ def build_one(image: Image, tag: str, base_image: str, position: str) -> None:
     printer = StepPrinter(start)
     with log_path.open("w") as log_file:
         try:
-            for line in build_lines(image, tag, base_image):
+            for line in build_lines(image, tag, given_args):
                 log_file.write(line + "\n")
                 printer.feed(line)
             printer.flush()
@@ -265,13 +285,21 @@ def print_sizes(images: list[Image], tag: str) -> None:
             log(f"WARNING: the airflow image is {size / 1e9:.2f} GB, over the 1 GB budget")
 
 
+def build_base(tag: str) -> str:
+    """Builds images/base on the resolved Debian image; returns its reference."""
+    debian = resolve_base_image()
+    base = config.base_image()
+    build_one(base, tag, {"DEBIAN_IMAGE": debian}, f"(base on {debian})")
+    return base.ref(tag)
+
+
 def build(images: list[Image], tag: str) -> None:
     """Builds `images` with `tag` (a rebuild without changes only hits the layer cache)."""
     start = time.monotonic()
-    base_image = resolve_base_image()
-    log(f"building {len(images)} image(s), tag {tag}, base {base_image}")
+    base = build_base(tag)
+    log(f"building {len(images)} image(s), tag {tag}, on {base}")
     for index, image in enumerate(images, start=1):
-        build_one(image, tag, base_image, f"({index}/{len(images)})")
+        build_one(image, tag, {"BASE_IMAGE": base}, f"({index}/{len(images)})")
     print_sizes(images, tag)
     log(f"all built in {time.monotonic() - start:.0f} s")
 
@@ -371,26 +399,25 @@ def push(registry: str, tag: str) -> None:
     log(f"done; install the chart with --set images.registry={registry} --set images.tag={tag}")
 
 
+# Run as root in the base image (CAs and pip settings already there); the versions come as -e.
 LOCK_SCRIPT = """set -euo pipefail
-mkdir -p /usr/local/share/ca-certificates
-cp /build-ca/*.crt /usr/local/share/ca-certificates/ 2>/dev/null || true
 apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-  python3-venv ca-certificates >/dev/null
-export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 python3 -m venv /lock-venv
-/lock-venv/bin/pip install -q --disable-pip-version-check pip==25.3
-/lock-venv/bin/pip install -q --disable-pip-version-check -r /lock/requirements.txt
+/lock-venv/bin/pip install -q "pip==$PIP_VERSION"
+/lock-venv/bin/pip install -q -r /lock/requirements.txt
 /lock-venv/bin/pip freeze
 """
 
 
-def lock() -> None:
+def lock(tag: str) -> None:
     """Resolves requirements.txt in the image's own Python and freezes the result as constraints."""
-    base_image = resolve_base_image()
+    base = build_base(tag)
     airflow_dir = config.IMAGES_DIR / "airflow"
-    log(f"resolving {airflow_dir / 'requirements.txt'} in {base_image} (a few minutes)")
-    ca_mounts = [arg for path in extra_ca_files() for arg in ("-v", f"{path}:/build-ca/{path.name}:ro")]
+    log(f"resolving {airflow_dir / 'requirements.txt'} in {base} (a few minutes)")
+    versions = [
+        arg for key in ("PIP_VERSION", "AIRFLOW_VERSION") for arg in ("-e", f"{key}={config.VERSIONS[key]}")
+    ]
     result = subprocess.run(
         [
             "docker",
@@ -398,8 +425,8 @@ def lock() -> None:
             "--rm",
             "-v",
             f"{airflow_dir}:/lock:ro",
-            *ca_mounts,
-            base_image,
+            *versions,
+            base,
             "bash",
             "-c",
             LOCK_SCRIPT,

@@ -4,6 +4,8 @@ node-pools/pools.yaml, image repositories from the chart's values."""
 
 from __future__ import annotations
 
+import re
+
 from scripts import config
 
 ROOT = config.ROOT
@@ -27,3 +29,8 @@ IMAGE_REPOSITORIES = {image.name: image.repository for image in config.images()}
 def image_ref(name: str, tag: str) -> str:
     """`<repository>:<tag>` of the image folder images/<name>/."""
     return f"{IMAGE_REPOSITORIES[name]}:{tag}"
+
+
+def expand_versions(text: str) -> str:
+    """`${NAME}` replaced by NAME of versions.env, as pip expands it in the requirements files."""
+    return re.sub(r"\$\{(\w+)\}", lambda match: config.VERSIONS[match.group(1)], text)

@@ -7,7 +7,7 @@
 # Usage: build-binaries.sh OUT_DIR NAME...   (NAME is a directory under k8s.io/kubernetes/cmd)
 set -euo pipefail
 
-readonly K8S_VERSION="${KUBERNETES_VERSION:?set KUBERNETES_VERSION, e.g. v1.35.4}"
+readonly K8S_VERSION="${KUBERNETES_VERSION:?set KUBERNETES_VERSION (versions.env)}"
 mkdir -p "$1"
 OUT_DIR="$(cd "$1" && pwd)"; readonly OUT_DIR; shift
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.config import VERSIONS
 from tests.facts import ROOT
 from tests.images.conftest import chart_file, docker, run_in, writable_mounts
 
@@ -32,6 +33,12 @@ def test_default_command_prints_airflow_3_3(airflow_image: str) -> None:
     result = run_in(airflow_image)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("3.3.")
+
+
+def test_python_is_the_pinned_python_version(airflow_image: str) -> None:
+    """The Debian suite of versions.env ships the PYTHON_VERSION the venv and the lock use."""
+    result = run_in(airflow_image, "python", "-c", "import sys; print(*sys.version_info[:2], sep='.')")
+    assert result.stdout.strip() == VERSIONS["PYTHON_VERSION"], result.stderr
 
 
 def test_kubernetes_provider_imports_as_default_user(airflow_image: str) -> None:

@@ -56,10 +56,46 @@ def test_airflow_context_holds_only_its_files() -> None:
     assert "images/airflow/Dockerfile" in names
     assert "images/airflow/constraints.txt" in names
     assert any(name.startswith("dags/") for name in names)
-    assert f"{images.BUILD_CA_DIR}/README.md" in names
-    outside = {name for name in names if not name.startswith(("images/airflow/", "dags/", "images/base/ca-"))}
+    outside = {name for name in names if not name.startswith(("images/airflow/", "dags/"))}
     assert outside == set()
     assert not any(".egg-info" in name or "__pycache__" in name for name in names)
+
+
+def test_only_the_base_context_carries_the_extra_cas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "proxy.crt").write_text("not a real certificate")
+    monkeypatch.setenv("IMAGES_EXTRA_CA_DIR", str(tmp_path))
+    base = images.context_tar(config.base_image())
+    with tarfile.open(fileobj=io.BytesIO(base)) as tar:
+        assert {f"{images.BUILD_CA_DIR}/README.md", f"{images.BUILD_CA_DIR}/proxy.crt"} <= set(tar.getnames())
+    assert not any(name.startswith(images.BUILD_CA_DIR) for name in context_names("airflow"))
+
+
+def test_build_arguments_come_from_versions_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "ROOT", tmp_path)
+    (tmp_path / "images/x").mkdir(parents=True)
+    dockerfile = tmp_path / "images/x/Dockerfile"
+    dockerfile.write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG PIP_VERSION\nRUN true\n")
+    image = config.Image("x", "p/x")
+    assert images.build_args(image, {"BASE_IMAGE": "b:1"}) == [
+        "--build-arg", "BASE_IMAGE=b:1", "--build-arg", f"PIP_VERSION={config.VERSIONS['PIP_VERSION']}",
+    ]  # fmt: skip
+    dockerfile.write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NOT_PINNED_ANYWHERE\n")
+    with pytest.raises(
+        ValueError, match=r"images/x/Dockerfile: ARG NOT_PINNED_ANYWHERE is neither in versions\.env"
+    ):
+        images.build_args(image, {"BASE_IMAGE": "b:1"})
+
+
+def test_the_tag_changes_with_a_build_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = images.image_tag()
+    original_read = Path.read_bytes
+
+    def read_with_another_pip(path: Path) -> bytes:
+        content = original_read(path)
+        return content.replace(b"PIP_VERSION=", b"PIP_VERSION=0") if path.name == "versions.env" else content
+
+    monkeypatch.setattr(Path, "read_bytes", read_with_another_pip)
+    assert images.image_tag() != before
 
 
 def test_context_is_what_the_dockerfile_copies(tmp_path: Path) -> None:

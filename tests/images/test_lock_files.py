@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.facts import ROOT, expand_versions
 
 
 def requirement_lines(path: Path) -> set[str]:
-    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    lines = (line.split("#")[0].strip() for line in expand_versions(path.read_text()).splitlines())
     return {line.lower() for line in lines if line and not line.startswith("-")}
 
 

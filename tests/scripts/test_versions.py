@@ -12,6 +12,7 @@ import pytest
 
 from scripts import config
 from scripts.config import ROOT, VERSIONS
+from tests.facts import expand_versions
 
 # Files that may name a version key without using it: the file itself, its documentation, tests.
 NOT_CONSUMERS = ("versions.env", "README.md", "docs/", "tests/")
@@ -40,7 +41,7 @@ def requirement_pins(text: str) -> dict[str, str]:
     """name -> pinned version of `name[extras]==version` lines, ${VARIABLE}s expanded from versions.env."""
     pins = {}
     for line in text.splitlines():
-        line = re.sub(r"\$\{(\w+)\}", lambda match: VERSIONS[match.group(1)], line.split("#")[0].strip())
+        line = expand_versions(line.split("#")[0]).strip()
         name, sep, version = line.partition("==")
         if sep:
             pins[re.sub(r"\[.*\]", "", name).strip().lower().replace("_", "-")] = version.strip()
@@ -80,3 +81,27 @@ def test_a_malformed_versions_line_is_refused_with_its_line(tmp_path) -> None:
     broken.write_text("# comment\nGOOD=1.0\nBAD = '2.0'\n")
     with pytest.raises(ValueError, match=r"versions.env:3: expected KEY=value"):
         config.read_env_file(broken)
+
+
+# A pinned value may be written only in versions.env, plus where it cannot be read from there
+# (Chart.yaml must spell appVersion out; a test above checks it) or is generated (constraints).
+WRITTEN_ONLY_IN = {
+    "AIRFLOW_VERSION": {
+        "versions.env",
+        "charts/airflow-platform/Chart.yaml",
+        "images/airflow/constraints.txt",
+    },
+    "DEBIAN_SUITE": {"versions.env"},
+    "PIP_VERSION": {"versions.env"},
+    "KUBERNETES_VERSION": {"versions.env"},
+}
+
+
+@pytest.mark.parametrize("key", sorted(WRITTEN_ONLY_IN))
+def test_a_pinned_value_is_written_in_one_place(key: str) -> None:
+    pattern = re.compile(rf"(?<![\w.]){re.escape(VERSIONS[key])}(?![\w.])")
+    writers = {
+        name for name in tracked_files()
+        if not name.startswith("tests/") and pattern.search((ROOT / name).read_text(errors="replace"))
+    }  # fmt: skip
+    assert writers <= WRITTEN_ONLY_IN[key], f"{VERSIONS[key]} ({key}) written out in {sorted(writers)}"
