@@ -9,13 +9,22 @@ import pytest
 from kubernetes import client as k8s
 
 from scripts.images import image_tag
-from tests.facts import POOL_LABEL, image_ref
+from tests.facts import (
+    AIRFLOW_POOL,
+    CLICKHOUSE_NAMESPACE,
+    JOBS_NAMESPACE,
+    NAMESPACE,
+    POOL_LABEL,
+    RELEASE,
+    WORKER_NAMESPACE,
+    image_ref,
+)
 
 pytestmark = pytest.mark.cluster
 
-API_SERVER = ("airflow-platform-api-server.airflow.svc.cluster.local", 8080)
-METADATA_DB = ("airflow-platform-postgres.airflow.svc.cluster.local", 5432)
-CLICKHOUSE_SOURCE = ("clickhouse-source.airflow-jobs.svc.cluster.local", 9000)
+API_SERVER = (f"{RELEASE}-api-server.{NAMESPACE}.svc.cluster.local", 8080)
+METADATA_DB = (f"{RELEASE}-postgres.{NAMESPACE}.svc.cluster.local", 5432)
+CLICKHOUSE_SOURCE = (f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc.cluster.local", 9000)
 PROBE_SCRIPT = (
     "import socket, sys\n"
     "try:\n"
@@ -39,9 +48,9 @@ def _probe_pod(namespace: str, service_account: str, target: tuple[str, int]) ->
             service_account_name=service_account,
             automount_service_account_token=False,
             tolerations=[
-                k8s.V1Toleration(key=POOL_LABEL, operator="Equal", value="general", effect="NoSchedule")
+                k8s.V1Toleration(key=POOL_LABEL, operator="Equal", value=AIRFLOW_POOL, effect="NoSchedule")
             ],
-            node_selector={POOL_LABEL: "general"},
+            node_selector={POOL_LABEL: AIRFLOW_POOL},
             containers=[
                 k8s.V1Container(
                     name="probe",
@@ -76,16 +85,16 @@ def connects(core: k8s.CoreV1Api, namespace: str, service_account: str, target: 
 
 
 def test_workload_pod_cannot_reach_metadata_database(core: k8s.CoreV1Api) -> None:
-    assert not connects(core, "airflow-jobs", "airflow-workload", METADATA_DB)
+    assert not connects(core, JOBS_NAMESPACE, "airflow-workload", METADATA_DB)
 
 
 def test_workload_pod_reaches_clickhouse_in_its_namespace(core: k8s.CoreV1Api) -> None:
-    assert connects(core, "airflow-jobs", "airflow-workload", CLICKHOUSE_SOURCE)
+    assert connects(core, CLICKHOUSE_NAMESPACE, "airflow-workload", CLICKHOUSE_SOURCE)
 
 
 def test_worker_pod_reaches_execution_api(core: k8s.CoreV1Api) -> None:
-    assert connects(core, "airflow-workers", "airflow-platform-worker", API_SERVER)
+    assert connects(core, WORKER_NAMESPACE, f"{RELEASE}-worker", API_SERVER)
 
 
 def test_workload_pod_cannot_reach_api_server(core: k8s.CoreV1Api) -> None:
-    assert not connects(core, "airflow-jobs", "airflow-workload", API_SERVER)
+    assert not connects(core, JOBS_NAMESPACE, "airflow-workload", API_SERVER)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 from kubernetes import client as k8s
 
+from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE, NAMESPACE, RELEASE, WORKER_NAMESPACE
+
 pytestmark = pytest.mark.cluster
 
-AIRFLOW = "airflow"
-WORKERS = "airflow-workers"
-JOBS = "airflow-jobs"
-GPU_JOBS = "airflow-gpu-jobs"
-RELEASE = "airflow-platform"
+AIRFLOW = NAMESPACE
+WORKERS = WORKER_NAMESPACE
+JOBS = JOBS_NAMESPACE
+GPU_JOBS = GPU_JOBS_NAMESPACE
 POD_LAUNCH_VERBS = ("create", "get", "list", "watch", "patch", "delete")
 
 

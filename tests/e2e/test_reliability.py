@@ -10,6 +10,7 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from scripts import platform_api
+from tests.facts import NAMESPACE_OF_POOL
 
 pytestmark = pytest.mark.cluster
 
@@ -55,7 +56,9 @@ def test_deleted_task_pod_is_retried(airflow_api: object, core: k8s.CoreV1Api) -
     deleted: list[str] = []
     selector = f"dag_id={DAG_ID},task_id={MIGRATE_TASK}"
     killer = threading.Thread(
-        target=_delete_first_running_pod, args=(core, "airflow-jobs", selector, deleted), daemon=True
+        target=_delete_first_running_pod,
+        args=(core, NAMESPACE_OF_POOL["ssd"], selector, deleted),
+        daemon=True,
     )
     killer.start()
     run_id = platform_api.trigger_dag(airflow_api, DAG_ID)

@@ -13,15 +13,14 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from tests.facts import WORKER_NAMESPACE
+from tests.facts import AIRFLOW_POOL, JOBS_NAMESPACE, NAMESPACE, RELEASE, WORKER_NAMESPACE
 
 from .conftest import SyncRun
 
 pytestmark = pytest.mark.cluster
 
-JOBS_NAMESPACE = "airflow-jobs"
 CREDENTIALS_SECRET = "clickhouse-credentials"
-PRESETS_CONFIGMAP = ("airflow-platform-pool-presets", "airflow")
+PRESETS_CONFIGMAP = (f"{RELEASE}-pool-presets", NAMESPACE)
 SKIP_PATTERNS = ("copy", "test", "backup", "dict")
 # Which pool each task's pods must run on (the DAG's contract with the platform).
 EXPECTED_POOL = {"drop_destination_db": "general", "create_db": "general", "migrate_data": "ssd"}
@@ -31,10 +30,10 @@ def test_sync_run_succeeds(sync_run: SyncRun) -> None:
     assert sync_run.state == "success"
 
 
-def test_executor_pods_run_on_general_pool(sync_run: SyncRun, node_pools: dict[str, str]) -> None:
+def test_executor_pods_run_on_the_airflow_pool(sync_run: SyncRun, node_pools: dict[str, str]) -> None:
     workers = [p for p in sync_run.placements if p.namespace == WORKER_NAMESPACE]
     assert {p.labels["task_id"] for p in workers} >= set(EXPECTED_POOL)
-    assert {node_pools.get(p.node) for p in workers} == {"general"}
+    assert {node_pools.get(p.node) for p in workers} == {AIRFLOW_POOL}
 
 
 def test_task_pods_run_in_their_namespace_and_pool(sync_run: SyncRun, node_pools: dict[str, str]) -> None:
