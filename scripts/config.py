@@ -133,10 +133,13 @@ def node_pools() -> dict:
 
 @dataclass(frozen=True)
 class Image:
-    """A platform image: the folder images/<name>/ with its Dockerfile."""
+    """A platform image: the folder images/<name>/ with its Dockerfile, pushed as <repository>:<tag>."""
 
     name: str
     repository: str
+
+    def ref(self, tag: str) -> str:
+        return f"{self.repository}:{tag}"
 
     @property
     def folder(self) -> str:
@@ -145,9 +148,6 @@ class Image:
     @property
     def dockerfile(self) -> str:
         return f"{self.folder}/Dockerfile"
-
-    def ref(self, tag: str) -> str:
-        return f"{self.repository}:{tag}"
 
 
 def image_folders() -> list[str]:

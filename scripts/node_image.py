@@ -365,7 +365,7 @@ def build_node(bins: dict[str, Path], base: str, images: list[str], expected: di
     )
     try:
         subprocess.run(["docker", "cp", "-", f"{name}:/"], input=files, check=True)
-        run("docker", "exec", name, "bash", "-c", SYSTEMD_SETUP)
+        in_container(name, SYSTEMD_SETUP)
         import_images(name, images)
         run("docker", "commit", name, f"{ref}-unfinished", stdout=subprocess.DEVNULL)
         # docker 20.10's `commit --change` rejects STOPSIGNAL, so the image config comes from a build
@@ -390,16 +390,16 @@ def image_id(ref: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def in_container(container: str, script: str, *options: str) -> None:
+    """Runs a bash script in the build container."""
+    run("docker", "exec", *options, container, "bash", "-c", script)
+
+
 def import_images(container: str, images: list[str]) -> None:
     """Starts containerd in the build container, imports and pins every image, stops containerd."""
-    run("docker", "exec", "-d", container, "bash", "-c", "containerd >/var/log/containerd-build.log 2>&1")
-    run(
-        "docker",
-        "exec",
-        container,
-        "bash",
-        "-c",
-        "for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
+    in_container(container, "containerd >/var/log/containerd-build.log 2>&1", "-d")
+    in_container(
+        container, "for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
     )
     log(f"importing {len(images)} images into containerd (namespace k8s.io, pinned)")
     save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
@@ -431,14 +431,7 @@ def import_images(container: str, images: list[str]) -> None:
     missing = [ref for ref in images if not any(line.endswith(ref) for line in listed.split())]
     if missing:
         raise RuntimeError(f"images missing in containerd after import: {missing}")
-    run(
-        "docker",
-        "exec",
-        container,
-        "bash",
-        "-c",
-        "pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.1; done",
-    )
+    in_container(container, "pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.1; done")
 
 
 # --- source selection ----------------------------------------------------------------------------
