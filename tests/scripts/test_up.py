@@ -1,0 +1,76 @@
+"""`make up` (scripts.up): every phase in this process, in order, with the image tag computed once and
+handed down; nothing in scripts/ calls make back."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts import cluster, config, images, node_image, platform_api, shell_steps, up
+
+TAG = "9.9.9-0123456789ab"
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[object]:
+    """Every phase replaced by a recorder (the real ones need Docker and a cluster: tests/e2e runs them)."""
+    calls: list[object] = []
+
+    def record(name: str):
+        return lambda *args: calls.append((name, *args))
+
+    monkeypatch.setattr(images, "image_tag", lambda: calls.append("tag") or TAG)
+    monkeypatch.setattr(shell_steps, "tools", record("tools"))
+    monkeypatch.setattr(shell_steps, "docker_engine", record("docker"))
+    monkeypatch.setattr(node_image, "main", record("node image"))
+    monkeypatch.setattr(cluster, "up", record("cluster"))
+    monkeypatch.setattr(images, "build", lambda selected, tag: calls.append(("build", tag)))
+    monkeypatch.setattr(images, "load", lambda selected, tag: calls.append(("load", tag)))
+    monkeypatch.setattr(platform_api, "helm_upgrade_install", record("install"))
+    monkeypatch.setattr(platform_api, "wait_for_api_server", record("ready"))
+    monkeypatch.setattr(
+        platform_api, "run_dag_once", lambda dag_id: calls.append(("dag", dag_id)) or "success"
+    )
+    monkeypatch.setattr(platform_api, "ui_url", lambda: "http://192.0.2.1:30080")
+    monkeypatch.setattr(config, "TIMINGS_FILE", tmp_path / "timings.json")
+    return calls
+
+
+def test_the_tag_is_computed_once_and_every_phase_gets_it(recorded: list[object]) -> None:
+    up.main()
+    assert recorded.count("tag") == 1
+    assert recorded == [
+        "tag", ("tools",), ("docker",), ("node image",), ("cluster",),
+        ("build", TAG), ("load", TAG), ("install", TAG), ("ready",), ("dag", up.SYNC_DAG_ID),
+    ]  # fmt: skip
+    timings = json.loads(config.TIMINGS_FILE.read_text())["up"]
+    assert list(timings) == [phase.name for phase in up.phases(TAG)]
+
+
+def test_a_failing_phase_is_named_with_where_to_look(
+    recorded: list[object], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("no nodes")
+
+    monkeypatch.setattr(cluster, "up", broken)
+    with pytest.raises(SystemExit):
+        up.main()
+    err = capsys.readouterr().err
+    assert "phase 'cluster' failed" in err and "no nodes" in err
+    assert f"kind export logs --name {config.CLUSTER_NAME}" in err
+    assert ("build", TAG) not in recorded, "no phase runs after a failed one"
+
+
+def test_no_script_calls_make() -> None:
+    sources = sorted((config.ROOT / "scripts").rglob("*.py")) + sorted(
+        (config.ROOT / "scripts").rglob("*.sh")
+    )
+    callers = [
+        path.relative_to(config.ROOT) for path in sources
+        if re.search(r"""(["']make["']|^\s*make\s)""", path.read_text(), re.MULTILINE)
+    ]  # fmt: skip
+    assert callers == []
