@@ -39,7 +39,7 @@ $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml im
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 	scripts/install-test-deps.sh
 
-tools: ## kind, helm, kubectl (pinned) in .tools/bin
+tools: ## kind, helm, kubectl, versitygw (pinned) in .tools/bin
 	$(STEPS) tools
 
 docker: ## A Docker engine that can run privileged containers

@@ -7,11 +7,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT BIN="$ROOT/.tools/bin"
 readonly KIND_VERSION="${KIND_VERSION:?}" HELM_VERSION="${HELM_VERSION:?}" KUBERNETES_VERSION="${KUBERNETES_VERSION:?}"
 readonly TOOLS_SOURCE="${TOOLS_SOURCE:-auto}"
+readonly VERSITYGW_VERSION="${VERSITYGW_VERSION:?}"
 mkdir -p "$BIN"
 
 kind_version() { "$1" version 2>/dev/null | awk '{print $2}'; }
 helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
 kubectl_version() { "$1" version --client -o json 2>/dev/null | jq -r .clientVersion.gitVersion; }
+versitygw_version() { "$1" --version 2>/dev/null | awk '/^Version/ {print $3}'; }
 
 # has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first.
 has_tool() {
@@ -53,7 +55,15 @@ install_kubectl() {
   "$ROOT/scripts/k8s/build-binaries.sh" "$BIN" kubectl
 }
 
-for spec in "kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION"; do
+# S3-compatible server for the remote-logging tests: no official binary download, always the Go proxy.
+install_versitygw() {
+  local ldflags="-s -w -X main.Version=$VERSITYGW_VERSION"
+  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+    "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+}
+
+for spec in "kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
+  "versitygw:$VERSITYGW_VERSION"; do
   name="${spec%%:*}" want="${spec#*:}"
   if has_tool "$name" "$want"; then echo "[tools] $name $want ready"; continue; fi
   start=$SECONDS

@@ -209,6 +209,8 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
   value: /opt/airflow/platform/presets.json
 - name: PYTHONDONTWRITEBYTECODE
   value: "1"
+{{- include "ap.remoteLogsEnv" . }}
+{{- include "ap.metricsEnv" . }}
 {{- with .Values.airflow.env }}
 {{ toYaml . }}
 {{- end }}
@@ -242,7 +244,8 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
     name: {{ include "ap.fullname" . }}-pool-presets
 - name: logs
   {{- if eq .Values.airflow.logs.mode "none" }}
-  emptyDir: {}
+  emptyDir:
+    sizeLimit: {{ .Values.airflow.logs.emptyDirSizeLimit }}
   {{- else }}
   persistentVolumeClaim:
     claimName: {{ include "ap.fullname" . }}-logs
@@ -273,9 +276,129 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- define "ap.airflowPodAnnotations" -}}
 checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum }}
 checksum/presets: {{ include (print .Template.BasePath "/pools/presets.yaml") . | sha256sum }}
+{{- if .Values.airflow.logs.remote.enabled }}
+checksum/remote-logs: {{ include "ap.remoteLogsConnection" . | sha256sum }}
+{{- end }}
 {{- end -}}
 
 {{/* Namespace of the demo ClickHouse pair: the first workload namespace. */}}
 {{- define "ap.clickhouseNamespace" -}}
 {{- (first .Values.namespaces.workloads).name -}}
+{{- end -}}
+
+{{/* ---- Operations (issue 15): remote logs, metrics, housekeeping ---- */}}
+
+{{/* Airflow connection id of the remote log store (defined by the env var ap.remoteLogsEnv sets). */}}
+{{- define "ap.remoteLogsConnId" -}}
+airflow_platform_logs
+{{- end -}}
+
+{{/* s3://bucket/prefix of the remote task logs. Fails when remote logging is on without a bucket. */}}
+{{- define "ap.remoteLogsFolder" -}}
+{{- $remote := .Values.airflow.logs.remote -}}
+{{- if not $remote.bucket -}}
+{{- fail "airflow.logs.remote.bucket: required when airflow.logs.remote.enabled is true" -}}
+{{- end -}}
+{{- printf "s3://%s/%s" $remote.bucket (trimAll "/" $remote.prefix) -}}
+{{- end -}}
+
+{{/* The remote-log connection as Airflow JSON (no secret in it; the keys come as AWS_* env). */}}
+{{- define "ap.remoteLogsConnection" -}}
+{{- $remote := .Values.airflow.logs.remote -}}
+{{- $extra := dict "region_name" $remote.region -}}
+{{- with $remote.endpointUrl -}}
+{{- $_ := set $extra "endpoint_url" . -}}
+{{- end -}}
+{{- if ne $remote.addressingStyle "auto" -}}
+{{- $_ := set $extra "config_kwargs" (dict "s3" (dict "addressing_style" $remote.addressingStyle)) -}}
+{{- end -}}
+{{- dict "conn_type" "aws" "extra" $extra | toJson -}}
+{{- end -}}
+
+{{- define "ap.remoteLogsSecretName" -}}
+{{- printf "%s-remote-logs" (include "ap.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Environment for remote logging: the connection (from the chart's Secret <release>-remote-logs, like
+every AIRFLOW_CONN_*) and, when a credentials Secret is named, the static keys the AWS SDK reads.
+Without one the SDK's default chain (a cloud workload identity) applies.
+*/}}
+{{- define "ap.remoteLogsEnv" -}}
+{{- $remote := .Values.airflow.logs.remote -}}
+{{- if $remote.enabled }}
+- name: AIRFLOW_CONN_{{ include "ap.remoteLogsConnId" . | upper }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.remoteLogsSecretName" . }}
+      key: connection
+{{- with $remote.credentials.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $remote.credentials.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $remote.credentials.secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* airflow.cfg sections the ops features set (merged over airflow.config). Output: YAML map. */}}
+{{- define "ap.featureConfig" -}}
+{{- $config := dict -}}
+{{- $remote := .Values.airflow.logs.remote -}}
+{{- if $remote.enabled -}}
+{{- $_ := set $config "logging" (dict
+  "remote_logging" "True"
+  "remote_base_log_folder" (include "ap.remoteLogsFolder" .)
+  "remote_log_conn_id" (include "ap.remoteLogsConnId" .)
+  "delete_local_logs" (ternary "True" "False" $remote.deleteLocalCopy)) -}}
+{{- end -}}
+{{- if .Values.metrics.enabled -}}
+{{- $_ := set $config "metrics" (dict "otel_on" "True" "otel_prefix" .Values.metrics.prefix "statsd_on" "False") -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+OpenTelemetry metrics export (standard OTEL_* variables, which Airflow prefers over [metrics] otel_host).
+Each pod is its own instance (service.instance.id = pod name), so replicas never overwrite each other.
+*/}}
+{{- define "ap.metricsEnv" -}}
+{{- if .Values.metrics.enabled }}
+- name: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+  value: {{ .Values.metrics.otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL
+  value: http/protobuf
+- name: OTEL_METRIC_EXPORT_INTERVAL
+  value: {{ mul .Values.metrics.exportIntervalSeconds 1000 | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ include "ap.fullname" . | quote }}
+- name: AIRFLOW_PLATFORM_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: "service.instance.id=$(AIRFLOW_PLATFORM_POD_NAME),k8s.pod.name=$(AIRFLOW_PLATFORM_POD_NAME)"
+{{- end }}
+{{- end -}}
+
+{{/*
+Command of the db-clean CronJob (also run by the tests against a real metadata database). Reads
+RETENTION_DAYS (integer, schema-checked) and CLEAN_TABLES (comma-separated, "" = all) from the env.
+*/}}
+{{- define "ap.dbCleanCommand" -}}
+- bash
+- -c
+- |
+  set -euo pipefail
+  cutoff="$(date -u -d "-${RETENTION_DAYS} days" +%Y-%m-%dT%H:%M:%S+00:00)"
+  tables=()
+  if [[ -n "${CLEAN_TABLES}" ]]; then tables=(--tables "${CLEAN_TABLES}"); fi
+  echo "airflow db clean: rows older than ${cutoff} (${RETENTION_DAYS} days), tables: ${CLEAN_TABLES:-all}"
+  exec airflow db clean --clean-before-timestamp "${cutoff}" --skip-archive --yes "${tables[@]}"
 {{- end -}}
