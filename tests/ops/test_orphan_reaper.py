@@ -24,6 +24,7 @@ def load_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("reap_orphans", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
