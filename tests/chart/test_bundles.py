@@ -67,15 +67,32 @@ def token_and_ssh() -> list[Manifest]:
     return with_bundles(TOKEN_BUNDLE, SSH_BUNDLE, PUBLIC_BUNDLE)
 
 
-def test_default_is_the_baked_in_folder_only(manifests: list[Manifest]) -> None:
+PLATFORM_BUNDLE = {
+    "name": "dags-folder",
+    "classpath": LOCAL_BUNDLE,
+    "kwargs": {"path": "/opt/airflow/dags", "refresh_interval": 300},
+}
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[Manifest]:
+    return render("values.yaml")
+
+
+def test_default_is_the_baked_in_folder_only(defaults: list[Manifest]) -> None:
     for namespace in (NAMESPACE, WORKERS):
-        assert bundle_list(manifests, namespace) == [
-            {
-                "name": "dags-folder",
-                "classpath": LOCAL_BUNDLE,
-                "kwargs": {"path": "/opt/airflow/dags", "refresh_interval": 300},
-            }
-        ]
+        assert bundle_list(defaults, namespace) == [PLATFORM_BUNDLE]
+
+
+def test_kind_registers_the_e2e_repository_of_its_test_git_server(kind_manifests: list[Manifest]) -> None:
+    platform, e2e = bundle_list(kind_manifests)
+    assert platform == PLATFORM_BUNDLE
+    server = f"{RELEASE}-git-server"
+    assert e2e["kwargs"]["repo_url"] == f"http://{server}.{NAMESPACE}.svc.cluster.local:8080/e2e.git"
+    token = env_of(container(kind_manifests, "dag-processor"))["AIRFLOW_PLATFORM_GIT_TOKEN_GIT_E2E"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == server
+    git_server = find(kind_manifests, "Deployment", server, NAMESPACE)["spec"]["template"]["spec"]
+    assert env_of(git_server["containers"][0])["GIT_REPOSITORIES"]["value"] == "e2e"
 
 
 def test_git_bundles_follow_the_values(token_and_ssh: list[Manifest]) -> None:
@@ -184,8 +201,8 @@ def test_bundle_settings_reach_every_component(token_and_ssh: list[Manifest]) ->
     assert {m["name"]: m["mountPath"] for m in worker["volumeMounts"]}["config"] == "/opt/airflow/airflow.cfg"
 
 
-def test_config_change_rolls_the_components(manifests: list[Manifest]) -> None:
-    before = find(manifests, "Deployment", f"{RELEASE}-dag-processor")["spec"]["template"]["metadata"]
+def test_config_change_rolls_the_components(defaults: list[Manifest]) -> None:
+    before = find(defaults, "Deployment", f"{RELEASE}-dag-processor")["spec"]["template"]["metadata"]
     after_manifests = render("values.yaml", "--set", "dags.platformBundle.refreshInterval=120")
     after = find(after_manifests, "Deployment", f"{RELEASE}-dag-processor")["spec"]["template"]["metadata"]
     assert before["annotations"]["checksum/config"] != after["annotations"]["checksum/config"]
@@ -333,8 +350,8 @@ def test_bad_dags_setting_is_rejected(setting: str, key: str) -> None:
     assert key in render_error("--set", setting)
 
 
-def test_test_git_server_is_off_by_default(manifests: list[Manifest]) -> None:
-    assert not [m for m in manifests if m["metadata"]["name"].endswith("-git-server")]
+def test_test_git_server_is_off_by_default(defaults: list[Manifest]) -> None:
+    assert not [m for m in defaults if m["metadata"]["name"].endswith("-git-server")]
 
 
 def test_test_git_server_renders_restricted_with_generated_accounts() -> None:
@@ -345,7 +362,7 @@ def test_test_git_server_renders_restricted_with_generated_accounts() -> None:
     )  # fmt: skip
     name = f"{RELEASE}-git-server"
     secret = find(manifests, "Secret", name, NAMESPACE)
-    assert set(secret["data"]) == {"reader-user", "reader-password", "writer-user", "writer-password"}
+    assert set(secret["data"]) == {"reader-password", "writer-password"}
     assert secret["data"]["reader-password"] != secret["data"]["writer-password"]
     service = find(manifests, "Service", name, NAMESPACE)
     assert service["spec"]["type"] == "NodePort"
@@ -355,6 +372,7 @@ def test_test_git_server_renders_restricted_with_generated_accounts() -> None:
     env = env_of(main)
     assert env["GIT_REPOSITORIES"]["value"] == "e2e team-dags"
     assert env["GIT_READER_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": name, "key": "reader-password"}
+    assert (env["GIT_READER_USER"]["value"], env["GIT_WRITER_USER"]["value"]) == ("airflow", "writer")
     assert main["image"].startswith("airflow-platform/git-server:")
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -8,7 +8,12 @@ from .rendering import Manifest, pod_specs, pool_placement
 
 LONG_RUNNING = ("Deployment/", "StatefulSet/")
 PLATFORM_IMAGES = tuple(
-    f"airflow-platform/{name}" for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools")
+    f"airflow-platform/{name}"
+    for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools", "git-server")
+)
+AIRFLOW_DEPLOYMENTS = tuple(
+    f"Deployment/airflow-platform-{component}"
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer")
 )
 
 
@@ -94,6 +99,6 @@ def test_images_come_from_the_platform(manifests: list[Manifest]) -> None:
 
 def test_components_wait_for_migrations(manifests: list[Manifest]) -> None:
     for name, spec in pod_specs(manifests):
-        if name.startswith("Deployment/airflow-platform-"):
+        if name in AIRFLOW_DEPLOYMENTS:
             init = spec["initContainers"][0]
             assert init["command"][:3] == ["airflow", "db", "check-migrations"], name

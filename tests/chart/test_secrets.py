@@ -154,11 +154,26 @@ def _secret_mounts(spec: dict[str, Any]) -> set[str]:
     }
 
 
+def _git_connection_is_by_reference(variable: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """A DAG bundle's git connection (AIRFLOW_CONN_GIT_*): JSON whose password, if any, is a $(VAR)
+    reference to a secretKeyRef env of the same pod (Kubernetes substitutes it)."""
+    if not variable["name"].startswith("AIRFLOW_CONN_GIT_") or "value" not in variable:
+        return False
+    password = json.loads(variable["value"]).get("password")
+    if password is None:
+        return True
+    by_ref = {v["name"] for _, v in _env(spec) if "secretKeyRef" in v.get("valueFrom", {})}
+    match = re.fullmatch(r"\$\(([A-Z0-9_]+)\)", password)
+    return bool(match) and match[1] in by_ref
+
+
 def test_secret_like_env_comes_from_secret_key_refs(manifests: list[Manifest]) -> None:
     for name, spec in pod_specs(manifests):
         for label, variable in _env(spec):
             if variable["name"].endswith("_FILE"):  # a path to a file of a mounted Secret volume
                 assert any(variable["value"].startswith(f"{m}/") for m in _secret_mounts(spec)), label
+            elif _git_connection_is_by_reference(variable, spec):
+                continue
             elif SECRET_LIKE_ENV.search(variable["name"]):
                 assert "value" not in variable, f"{name} {label} has a literal value"
                 assert "secretKeyRef" in variable["valueFrom"], f"{name} {label}"
