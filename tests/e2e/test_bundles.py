@@ -41,7 +41,15 @@ from airflow.sdk import DAG, Variable, task
 
 CODE_VERSION = "{version}"
 
-with DAG("e2e_versioned", schedule=None, catchup=False, tags=["e2e"], params={{"gate": False}}) as dag:
+# The description changes with the code, so a push is also a new DAG version (the structure changed).
+with DAG(
+    "e2e_versioned",
+    description=f"code {{CODE_VERSION}}",
+    schedule=None,
+    catchup=False,
+    tags=["e2e"],
+    params={{"gate": False}},
+) as dag:
 
     @task
     def wait_for_gate(gate: str) -> None:
