@@ -1,9 +1,12 @@
 """clickhouse-migrate vs a hand-issued native `INSERT ... SELECT FROM remote()` on the same data.
 
-Two real servers (the test fixture code), >= 10 million rows generated on the source with numbers().
-Each round copies the table once with the tool (whole process: connect, plan, DDL, copy, row-count
-verify) and once by hand; the best round of each is compared (the machine is shared: best-of filters
-out other load). Target: tool rows/s >= 0.9 x native rows/s.
+Two real servers (the test fixture code), 20 million rows generated on the source with numbers().
+Each round copies the table once with the tool in its default mode (`--strategy swap`, whole process:
+connect, identity, route check, plan, staging DDL, copy, per-partition count+checksum verification,
+swap, cleanup) and once by hand; the best round of each is compared (the machine is shared: best-of
+filters out other load). Target: tool rows/s >= 0.9 x native rows/s.
+After each tool round, the tool runs again with nothing changed (it compares per-partition counts and
+checksums and copies nothing): target under 5% of the full copy's time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tests.clickhouse.servers import MIGRATOR_PASSWORD, MIGRATOR_USER, ServerInf
 ROWS = int(os.environ.get("BENCH_ROWS", "20000000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 TARGET_RATIO = 0.9
+TARGET_RESUMED_SHARE = 0.05
 SOURCE_DB = "bench"
 TABLE = "events"
 TOOL = Path(sys.executable).with_name("clickhouse-migrate")
@@ -45,7 +49,12 @@ def load_source(source: ServerInfo) -> None:
 def clean_destination(destination: ServerInfo) -> None:
     """Drop earlier copies: their background merges would otherwise compete with the next timed copy."""
     client = destination.client()
-    for database in ("bench_native", "bench_tool"):
+    for database in (
+        "bench_native",
+        "bench_tool",
+        "bench_tool__migrate_staging",
+        "bench_tool__migrate_previous",
+    ):
         client.execute(f"DROP DATABASE IF EXISTS {database}")
 
 
@@ -67,6 +76,25 @@ def native_copy(source: ServerInfo, destination: ServerInfo, database: str) -> f
 def tool_copy(source: ServerInfo, destination: ServerInfo, database: str) -> tuple[float, float]:
     """Seconds for the whole tool process (start to exit), and for its copy phase as it reports it."""
     clean_destination(destination)
+    completed, seconds = run_tool(source, destination, database)
+    copy_line = next(line for line in completed.stdout.splitlines() if line.startswith("[copy]"))
+    print(f"[bench]   tool: {copy_line}", flush=True)
+    copy_seconds = float(copy_line.split(" seconds=")[1].split()[0])
+    return seconds, copy_seconds
+
+
+def tool_rerun(source: ServerInfo, destination: ServerInfo, database: str) -> float:
+    """Seconds for a re-run with nothing changed (the destination is left from the previous copy)."""
+    completed, seconds = run_tool(source, destination, database)
+    unchanged = [line for line in completed.stdout.splitlines() if line.startswith("[unchanged]")]
+    if not unchanged or any(line.startswith("[copy]") for line in completed.stdout.splitlines()):
+        raise RuntimeError(f"the re-run copied again:\n{completed.stdout}")
+    return seconds
+
+
+def run_tool(
+    source: ServerInfo, destination: ServerInfo, database: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     args = [
         str(TOOL),
         *("--source-host", source.host, "--source-port", str(source.port), "--source-user", MIGRATOR_USER),
@@ -84,10 +112,7 @@ def tool_copy(source: ServerInfo, destination: ServerInfo, database: str) -> tup
     seconds = time.monotonic() - started
     if completed.returncode != 0:
         raise RuntimeError(f"clickhouse-migrate failed ({completed.returncode}): {completed.stderr.strip()}")
-    copy_line = next(line for line in completed.stdout.splitlines() if line.startswith("[copy]"))
-    print(f"[bench]   tool: {copy_line}", flush=True)
-    copy_seconds = float(copy_line.split(" seconds=")[1].split()[0])
-    return seconds, copy_seconds
+    return completed, seconds
 
 
 def run() -> dict[str, object]:
@@ -96,6 +121,7 @@ def run() -> dict[str, object]:
         native_seconds: list[float] = []
         tool_seconds: list[float] = []
         copy_phase_seconds: list[float] = []
+        rerun_seconds: list[float] = []
         for round_number in range(1, ROUNDS + 1):
             # Alternate who goes first, so neither always runs on a warmer (or busier) machine.
             if round_number % 2:
@@ -103,11 +129,12 @@ def run() -> dict[str, object]:
             whole, copy_phase = tool_copy(source, destination, "bench_tool")
             tool_seconds.append(whole)
             copy_phase_seconds.append(copy_phase)
+            rerun_seconds.append(tool_rerun(source, destination, "bench_tool"))
             if not round_number % 2:
                 native_seconds.append(native_copy(source, destination, "bench_native"))
             print(
                 f"[bench] round {round_number}/{ROUNDS}: native {native_seconds[-1]:.2f}s, "
-                f"tool {tool_seconds[-1]:.2f}s",
+                f"tool {tool_seconds[-1]:.2f}s, re-run with nothing changed {rerun_seconds[-1]:.2f}s",
                 flush=True,
             )
     load = os.getloadavg()[0]
@@ -115,6 +142,7 @@ def run() -> dict[str, object]:
     tool_rate = ROWS / min(tool_seconds)
     copy_phase_rate = ROWS / min(copy_phase_seconds)
     ratio = tool_rate / native_rate
+    resumed_share = min(rerun_seconds) / min(tool_seconds)
     print(f"[bench] rows copied:                 {ROWS:,}")
     print(f"[bench] machine:                     load average {load:.1f} on {os.cpu_count()} CPUs")
     print(f"[bench] native INSERT SELECT remote: {native_rate:,.0f} rows/s (best of {ROUNDS})")
@@ -123,6 +151,12 @@ def run() -> dict[str, object]:
     print(
         f"[bench] ratio tool/native:           {ratio:.3f} (target >= {TARGET_RATIO}: "
         f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})",
+        flush=True,
+    )
+    print(
+        f"[bench] re-run, nothing changed:    {min(rerun_seconds):.2f}s = {resumed_share:.1%} of a full copy "
+        f"(target < {TARGET_RESUMED_SHARE:.0%}: "
+        f"{'met' if resumed_share < TARGET_RESUMED_SHARE else 'NOT met'})",
         flush=True,
     )
     return {
@@ -138,4 +172,8 @@ def run() -> dict[str, object]:
         "native_seconds": [round(value, 3) for value in native_seconds],
         "tool_seconds": [round(value, 3) for value in tool_seconds],
         "tool_copy_phase_seconds": [round(value, 3) for value in copy_phase_seconds],
+        "rerun_unchanged_seconds": [round(value, 3) for value in rerun_seconds],
+        "rerun_share_of_full_copy": round(resumed_share, 4),
+        "target_rerun_share": TARGET_RESUMED_SHARE,
+        "strategy": "swap",
     }

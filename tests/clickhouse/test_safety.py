@@ -378,3 +378,29 @@ def test_identity_probe_when_the_cheap_identity_agrees(
     finally:
         source.close()
         target.close()
+
+
+def test_rerun_detects_a_destination_changed_behind_its_back(servers: Servers) -> None:
+    """The remembered state is only a shortcut: a changed destination partition is found and re-copied,
+    the equal partitions are reused locally."""
+    load(
+        servers.source.client(),
+        "drift",
+        "CREATE TABLE drift.t (p UInt8, x UInt32) ENGINE = MergeTree PARTITION BY p ORDER BY x",
+        "INSERT INTO drift.t SELECT number % 3, number FROM numbers(3000)",
+    )
+    servers.destination.client().execute("DROP DATABASE IF EXISTS drift")
+    first = run_tool(args_for(servers, "drift", "drift"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    unchanged = run_tool(args_for(servers, "drift", "drift"))
+    assert [line.split()[1] for line in unchanged.lines("unchanged")] == ["object=t"]
+    destination = servers.destination.client()
+    destination.execute("ALTER TABLE drift.t DELETE WHERE x = 4")  # partition 1, behind the tool's back
+    for _ in range(100):
+        if destination.execute("SELECT count() FROM drift.t WHERE x = 4") == [(0,)]:
+            break
+    again = run_tool(args_for(servers, "drift", "drift"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    (resume,) = again.lines("resume")
+    assert "reused_from_destination=2 to_copy=1 " in resume, resume
+    assert table_state(destination, "drift") == table_state(servers.source.client(), "drift")

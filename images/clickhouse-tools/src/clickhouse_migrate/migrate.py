@@ -405,9 +405,12 @@ def note_unreadable(plan: Plan, outcome: Outcome) -> None:
             outcome.not_copied[obj.name] = f"{obj.engine} data cannot be read back (created empty)"
 
 
-def check_estimates(plan: Plan, outcome: Outcome) -> None:
-    """Rows written far below the plan's estimate mean something else was copied than was planned."""
-    estimates = {obj.name: obj.estimated_rows or 0 for obj in plan.ordered}
+def check_estimates(plan: Plan, outcome: Outcome, estimates: dict[str, int] | None = None) -> None:
+    """Rows written far below the plan's estimate mean something else was copied than was planned.
+
+    estimates: rows expected per object when only part of it is copied (default: the plan's)."""
+    if estimates is None:
+        estimates = {obj.name: obj.estimated_rows or 0 for obj in plan.ordered}
     for result in outcome.copies:
         expected = estimates.get(result.name, 0)
         if not result.error and result.rows < expected // 2:

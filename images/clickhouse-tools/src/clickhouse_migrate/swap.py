@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from clickhouse_driver import Client
 
-from . import ddl
+from . import ddl, state
 from . import migrate as m
 from .cancellation import TRACKER
 from .catalog import INNER_TABLE_PREFIXES, DbObject, ObjectKind, inner_table_object
@@ -51,6 +51,7 @@ class Staged:
     by_partition: bool
     source_fingerprints: dict[str, Fingerprint] | None = None
     tasks: list[CopyTask] = field(default_factory=list)
+    remembered: dict[str, state.PartitionState] | None = None  # verified state to save after the swap
 
 
 def execute(
@@ -62,10 +63,12 @@ def execute(
         destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
     stage_client = destination.new_client(database=stage)
     dst_client = destination.new_client(database=dst)
+    remembered = load_state(destination, dst, reporter)
     try:
-        staged = stage_tables(options, plan, source, destination, stage_client, outcome, reporter)
-        if staged is None:
+        stages = stage_tables(options, plan, source, destination, stage_client, outcome, reporter, remembered)
+        if stages is None:
             return outcome
+        staged, unchanged = stages
         route = m.copy_route(options, source, destination)
         settings = m.copy_settings(options, route, source, destination)
         tasks = [task for table in staged for task in table.tasks]
@@ -74,7 +77,10 @@ def execute(
         m.note_unreadable(plan, outcome)
         if not outcome.failed:
             verify_staging(options, staged, source, destination, outcome, reporter)
-            m.check_estimates(plan, outcome)
+            expected: dict[str, int] = {}
+            for task in tasks:
+                expected[task.obj.name] = expected.get(task.obj.name, 0) + task.estimated_rows
+            m.check_estimates(plan, outcome, expected)
         if outcome.failed or outcome.mismatches:
             reporter.event(
                 "swap",
@@ -86,6 +92,7 @@ def execute(
         swap_in(options, plan, staged, destination, dst_client, outcome, reporter)
         if not outcome.failed:
             drop_leftovers(options, destination, reporter)
+            save_state(destination, dst, [*staged, *unchanged], reporter)
     finally:
         stage_client.disconnect()
         dst_client.disconnect()
@@ -100,12 +107,15 @@ def stage_tables(
     stage_client: Client,
     outcome: m.Outcome,
     reporter: Reporter,
-) -> list[Staged] | None:
-    """Create the staging tables and decide what to copy; None when a table could not be created."""
+    remembered: state.Remembered,
+) -> tuple[list[Staged], list[Staged]] | None:
+    """Create the staging tables and decide what to copy: (tables to stage, tables left unchanged);
+    None when a table could not be created."""
     src, dst, stage = options.source.database, options.destination.database, options.staging_database
     dst_ddl = table_ddls(destination, dst)
     stage_ddl = table_ddls(destination, stage)
     staged: list[Staged] = []
+    staged_unchanged: list[Staged] = []
     for obj in data_tables(plan, source, src):
         wanted = comparable(obj.create_query, src)
         columns = stored_columns(source, src, obj.name)
@@ -119,15 +129,13 @@ def stage_tables(
         in_stage = stage_ddl.get(obj.name) is not None and comparable(stage_ddl[obj.name], stage) == wanted
         dst_fps: dict[str, Fingerprint] = {}
         if in_destination:
-            table.source_fingerprints, dst_fps = both(
-                partial(partition_fingerprints, source, src, obj.name, columns, by_partition=by_partition),
-                partial(
-                    partition_fingerprints, destination, dst, obj.name, columns, by_partition=by_partition
-                ),
+            table.source_fingerprints, dst_fps = compare_with_destination(
+                options, table, source, destination, remembered.get(obj.name, {})
             )
             if dst_fps == table.source_fingerprints:
                 outcome.unchanged.append(obj.name)
                 reporter.event("unchanged", object=obj.name, rows=total(dst_fps).rows, action="not copied")
+                staged_unchanged.append(table)
                 continue
         if obj.name in stage_ddl and not in_stage:
             destination.run(stage_client, f"DROP TABLE IF EXISTS {qualified(stage, obj.name)}")
@@ -154,7 +162,7 @@ def stage_tables(
     if outcome.failed:
         reporter.event("swap", status="not_started", reason="staging tables could not be created")
         return None
-    return staged
+    return staged, staged_unchanged
 
 
 def data_tables(plan: Plan, source: Server, database: str) -> list[DbObject]:
@@ -288,7 +296,15 @@ def verify_staging(
                 destination, stage, table.obj.name, table.columns, by_partition=table.by_partition
             )
 
+        parts_before = state.part_names(source, src, name) if table.by_partition else {}
         expected, actual = both(source_side, stage_side)
+        if table.by_partition and state.part_names(source, src, name) == parts_before:
+            staged_parts = state.part_names(destination, stage, name)  # RENAME keeps part names
+            table.remembered = {
+                pid: state.PartitionState(parts_before[pid], staged_parts.get(pid, ""), fingerprint)
+                for pid, fingerprint in expected.items()
+                if pid in parts_before and actual.get(pid) == fingerprint
+            }
         differing = sorted(pid for pid in set(expected) | set(actual) if expected.get(pid) != actual.get(pid))
         m.report_verification(name, total(expected), total(actual), outcome, reporter)
         if differing and not any(name in mismatch for mismatch in outcome.mismatches):
@@ -364,6 +380,85 @@ def swap_in(
                 outcome.not_copied[obj.name] = "inner table not stageable (Atomic database): recreated empty"
     tables = {name for name in staged_names if not name.startswith(INNER_TABLE_PREFIXES)}
     outcome.created.extend(sorted(tables - set(outcome.unchanged)))
+
+
+def compare_with_destination(
+    options: m.Options,
+    table: Staged,
+    source: Server,
+    destination: Server,
+    remembered: dict[str, state.PartitionState],
+) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
+    """Per-partition fingerprints of the source and the destination table, both read at once.
+
+    Partitions whose parts are exactly the ones a verified run remembered on both sides reuse the
+    remembered fingerprint (no scan); the others are checksummed. When nothing differs, the source's
+    parts are remembered again for the next run.
+    """
+    src, dst, name = options.source.database, options.destination.database, table.obj.name
+    if not table.by_partition:
+        return both(
+            partial(partition_fingerprints, source, src, name, table.columns, by_partition=False),
+            partial(partition_fingerprints, destination, dst, name, table.columns, by_partition=False),
+        )
+    source_parts, destination_parts = both(
+        partial(state.part_names, source, src, name), partial(state.part_names, destination, dst, name)
+    )
+    known = {
+        pid: entry.fingerprint
+        for pid, entry in remembered.items()
+        if source_parts.get(pid) == entry.source_parts
+        and destination_parts.get(pid) == entry.destination_parts
+    }
+    source_fps, destination_fps = both(
+        partial(
+            partition_fingerprints,
+            source,
+            src,
+            name,
+            table.columns,
+            by_partition=True,
+            only=set(source_parts) - set(known),
+        ),
+        partial(
+            partition_fingerprints,
+            destination,
+            dst,
+            name,
+            table.columns,
+            by_partition=True,
+            only=set(destination_parts) - set(known),
+        ),
+    )
+    source_fps.update(known)
+    destination_fps.update(known)
+    if source_fps == destination_fps and state.part_names(source, src, name) == source_parts:
+        table.remembered = {
+            pid: state.PartitionState(source_parts[pid], destination_parts.get(pid, ""), fingerprint)
+            for pid, fingerprint in source_fps.items()
+            if pid in source_parts
+        }
+    return source_fps, destination_fps
+
+
+def load_state(destination: Server, database: str, reporter: Reporter) -> state.Remembered:
+    try:
+        return state.load(destination, database)
+    except MigrationError:
+        raise
+    except Exception as error:  # a shortcut only: without it every partition is checksummed
+        reporter.event("notice", message=f"previous run's state not readable: {first_line(error)}")
+        return {}
+
+
+def save_state(destination: Server, database: str, tables: list[Staged], reporter: Reporter) -> None:
+    remembered = {table.obj.name: table.remembered for table in tables if table.remembered}
+    try:
+        state.save(destination, database, remembered, replaced=[table.obj.name for table in tables])
+    except MigrationError:
+        raise
+    except Exception as error:
+        reporter.event("notice", message=f"state for the next run not saved: {first_line(error)}")
 
 
 def drop_leftovers(options: m.Options, destination: Server, reporter: Reporter) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .connection import Server
-from .sql import qualified, quote_identifier
+from .sql import qualified, quote_identifier, quote_string
 
 # Types cityHash64 accepts on every supported version (18.16 rejects UUID, Decimal, Tuple and
 # Array(Nullable(...))); other columns are hashed through their text form.
@@ -70,17 +70,31 @@ def fingerprint(server: Server, database: str, table: str, *, with_checksum: boo
 
 
 def partition_fingerprints(
-    server: Server, database: str, table: str, columns: Sequence[tuple[str, str]], *, by_partition: bool
+    server: Server,
+    database: str,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    by_partition: bool,
+    only: Collection[str] | None = None,
 ) -> dict[str, Fingerprint]:
     """partition id -> rows and checksum (one entry "" for the whole table when not by partition).
 
-    Empty partitions do not appear, so an empty table has no entries on either side.
+    Empty partitions do not appear, so an empty table has no entries on either side. `only`: just these
+    partitions (the others are known from the remembered state).
     """
     expression = checksum_expression(columns)
     source = qualified(database, table)
     if by_partition:
+        if only is not None and not only:
+            return {}
+        condition = (
+            f" WHERE _partition_id IN ({', '.join(quote_string(pid) for pid in sorted(only))})"
+            if only
+            else ""
+        )
         rows = server.query(
-            f"SELECT _partition_id, count(), {expression} FROM {source} GROUP BY _partition_id"
+            f"SELECT _partition_id, count(), {expression} FROM {source}{condition} GROUP BY _partition_id"
         )
         return {pid: Fingerprint(int(count), int(checksum or 0)) for pid, count, checksum in rows}
     count, checksum = server.query(f"SELECT count(), {expression} FROM {source}")[0]
