@@ -19,7 +19,7 @@ from .rendering import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind,
 GENERATED = {
     *(
         (NAMESPACE, f"{RELEASE}-{name}")
-        for name in ("fernet-key", "jwt-secret", "api-secret-key", "admin", "postgres")
+        for name in ("fernet-key", "jwt-secret", "api-secret-key", "admin", "postgres", "git-server")
     ),
     ("airflow-jobs", "clickhouse-credentials"),
 }
