@@ -1,141 +1,326 @@
-"""clickhouse_db_sync: recreate a ClickHouse database on another server from its source.
+"""clickhouse_db_sync: copy a ClickHouse database to another server, safely.
 
-start >> drop_destination_db >> create_db >> migrate_data >> end
+start >> preflight >> drop_destination_db >> create_db >> migrate_data >> end
 
-Every task is a pod: drop/create run the ClickHouse client, migrate runs the `clickhouse-migrate` tool,
-both from the platform's clickhouse-tools image. Where the pods run (namespace, node pool, tolerations,
-resources) comes from the presets the chart publishes; connection defaults come from the chart too and
-can be overridden per run through params. Passwords come only from a Kubernetes Secret as environment
-variables: they never appear in pod arguments or in the DAG.
+- Endpoints are **named profiles** the chart publishes (host, port, user, password Secret, TLS); a run
+  only chooses profile names and database names, each checked by a strict pattern when triggered.
+- `preflight` runs `clickhouse-migrate --dry-run` with the run's endpoints and credentials (server
+  identity, authentication, source database, server-to-server route); nothing destructive runs unless it
+  passes.
+- `strategy`: `recreate` drops the destination database, recreates it and copies into it (empty
+  meanwhile); `swap` skips the drop, and the tool copies into a staging database and swaps it in once
+  verified (the destination stays readable with its previous copy until then).
+- Refusals (bad input, tool exit codes 2 and 4-8, the preflight's refusal) fail at once; only an
+  unreachable server (exit 3) and infrastructure failures (pod eviction) are retried.
+- One run at a time; every task and pod has a deadline; e-mail on failure/success when configured.
+
+Passwords never appear in the DAG, a param or the pod spec: they come from the profile's Secret as
+environment variables. `clickhouse-migrate` reads them from there; Debian's `clickhouse-client` 18.16
+takes a password only as `--password`, so its argument is the Kubernetes reference `$(CLICKHOUSE_PASSWORD)`,
+written by this DAG (Kubernetes substitutes it when the container starts). No param can add such a
+reference: every param is an enum or matches a pattern without `$`, `(` or spaces, and there is no shell.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param
-from airflow_platform_pools import pod_settings, presets
+from airflow.sdk import DAG, Param, TriggerRule
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow_platform_pools import PresetsError, pod_settings, presets
+from airflow_platform_pools.notifications import dag_notifications
+from airflow_platform_pools.operators import PlatformPodOperator
+from kubernetes.client import models as k8s
 
 SYNC = presets()["clickhouseSync"]
+PROFILES: dict[str, dict[str, Any]] = SYNC["profiles"]
 CLIENT_POOL = "general"
 MIGRATE_POOL = "ssd"  # long-running, I/O-heavy copy
-DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # also keeps SQL injection out of the client's DROP/CREATE
-DESTINATION_DB = "{{ params.destination_db }}"
-HOST_NAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
+STRATEGIES = ("recreate", "swap")
+# A ClickHouse identifier: also keeps SQL, shell and `$(VAR)` syntax out of every argument.
+DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Databases a run must never drop or overwrite, whatever their letter case.
+RESERVED_DATABASES = ("system", "default", "information_schema")
+HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
+# clickhouse-migrate: 3 = a server is unreachable. clickhouse-client (code % 256): 209 socket timeout,
+# 210 network error. Everything else is the job's verdict and fails without retry.
+MIGRATE_RETRY_EXIT_CODES = (3,)
+CLIENT_RETRY_EXIT_CODES = (209, 210)
+CLIENT_CONFIG_DIR = "/etc/clickhouse-client-platform"
+TIMEOUTS = SYNC["timeouts"]
 
 
-def _endpoint_params(side: str, defaults: dict[str, Any]) -> dict[str, Param]:
-    return {
-        f"{side}_host": Param(defaults["host"], type="string", pattern=HOST_NAME, description=f"{side} host"),
-        f"{side}_port": Param(int(defaults["port"]), type="integer", minimum=1, maximum=65535),
-        f"{side}_user": Param(defaults["user"], type="string", minLength=1),
-        f"{side}_db": Param(defaults["database"], type="string", pattern=DATABASE_NAME, minLength=1),
-    }
+def _case_insensitive(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-def check_distinct_endpoints(source: dict[str, Any], destination: dict[str, Any]) -> None:
-    """Dropping the destination must never drop the source: refuse when they are the same database."""
-    same_server = (source["host"], int(source["port"])) == (destination["host"], int(destination["port"]))
-    if same_server and source["db"] == destination["db"]:
-        raise ValueError(
-            f"destination {destination['host']}:{destination['port']}/{destination['db']} is the source "
-            "database: choose another destination_db or destination_host"
+# The JSON-schema pattern checked when the run is triggered (no inline flags: the UI checks it too).
+DESTINATION_DATABASE = (
+    "^(?!(" + "|".join(_case_insensitive(name) for name in RESERVED_DATABASES) + ")$)" + DATABASE_NAME[1:]
+)
+
+
+def check_profiles(profiles: dict[str, dict[str, Any]]) -> None:
+    """Profiles come from the chart (schema-validated); checked again because they reach arguments."""
+    for name, profile in profiles.items():
+        problems = [
+            field
+            for field, pattern in (("host", HOST_NAME), ("user", USER_NAME))
+            if not pattern.match(str(profile.get(field, "")))
+        ]
+        if not isinstance(profile.get("port"), int) or not 1 <= profile["port"] <= 65535:
+            problems.append("port")
+        if problems:
+            raise PresetsError(f"clickhouseSync profile {name!r}: invalid {', '.join(problems)}")
+
+
+def _canonical_host(host: str, namespace: str) -> str:
+    """The name the job pod's resolver ends up querying for `host` (Kubernetes Service short names)."""
+    host = host.lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    suffix = ".svc.cluster.local"
+    if host.endswith(suffix):
+        return host
+    if host.endswith(".svc"):
+        return host + ".cluster.local"
+    labels = host.split(".")
+    if len(labels) == 1:
+        return f"{host}.{namespace}{suffix}"
+    if len(labels) == 2 and labels[1] in _workload_namespaces():
+        return host + suffix
+    return host
+
+
+def _workload_namespaces() -> set[str]:
+    return {pool["namespace"] for pool in presets()["pools"].values()}
+
+
+def _addresses(host: str) -> set[str]:
+    """Every address `host` resolves to here; empty when it does not resolve (then names decide)."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()
+
+
+def same_server(first: dict[str, Any], second: dict[str, Any], namespace: str) -> bool:
+    """Whether two profiles reach the same server: by name (case, FQDN, trailing dot) or by address."""
+    if int(first["port"]) != int(second["port"]):
+        return False
+    names = {_canonical_host(profile["host"], namespace) for profile in (first, second)}
+    if len(names) == 1:
+        return True
+    return bool(_addresses(first["host"]) & _addresses(second["host"]))
+
+
+def check_run(params: dict[str, Any], namespace: str) -> None:
+    """Refusals that need two params together (each param alone is checked at trigger time)."""
+    source, destination = PROFILES[params["source_profile"]], PROFILES[params["destination_profile"]]
+    if params["destination_db"].lower() in RESERVED_DATABASES:
+        raise AirflowFailException(f"destination_db {params['destination_db']!r} is a system database")
+    if source.get("secure"):
+        raise AirflowFailException(
+            f"source profile {params['source_profile']!r} uses TLS: clickhouse-migrate connects to the "
+            "source without TLS; choose a plain-text source profile"
+        )
+    if params["source_db"] == params["destination_db"] and same_server(source, destination, namespace):
+        raise AirflowFailException(
+            f"destination {params['destination_profile']}/{params['destination_db']} is the source "
+            f"database ({params['source_profile']}/{params['source_db']}): choose another destination"
         )
 
 
-def _check_run_params(context: Any) -> None:
-    params = context["params"]
-    check_distinct_endpoints(
-        {key: params[f"source_{key}"] for key in ("host", "port", "db")},
-        {key: params[f"destination_{key}"] for key in ("host", "port", "db")},
-    )
+def _check_run(context: Any) -> None:
+    check_run(context["params"], context["task"].namespace)
 
 
-def _password_from_secret(env_name: str, key: str) -> Secret:
-    return Secret("env", env_name, SYNC["credentialsSecret"], key)
+def _check_run_or_skip_drop(context: Any) -> None:
+    _check_run(context)
+    if context["params"]["strategy"] == "swap":
+        raise AirflowSkipException("strategy swap: the destination database is kept until the swap")
 
 
-def _client_task(task_id: str, statement: str) -> KubernetesPodOperator:
-    """A clickhouse-client pod against the destination; the password is read from the environment."""
-    secure = "--secure" if SYNC.get("destinationSecure") else ""
-    script = (
-        'exec clickhouse-client --host "{{ params.destination_host }}" '
-        '--port "{{ params.destination_port }}" --user "{{ params.destination_user }}" '
-        f'--password "$CLICKHOUSE_PASSWORD" {secure} --query "{statement}"'
-    )
-    return KubernetesPodOperator(
-        task_id=task_id,
-        name=task_id.replace("_", "-"),
-        image=presets()["images"]["clickhouseTools"],
-        cmds=["bash", "-c"],
-        arguments=[script],
-        secrets=[_password_from_secret("CLICKHOUSE_PASSWORD", SYNC["destinationPasswordKey"])],
-        pre_execute=_check_run_params,
-        **pod_settings(CLIENT_POOL),
-    )
+def password_secrets(env_by_side: dict[str, str], params: dict[str, Any]) -> list[Secret]:
+    """The Secret references of the chosen profiles (decided per run, so not a template field)."""
+    secrets = []
+    for env_name, side in env_by_side.items():
+        profile = PROFILES[params[f"{side}_profile"]]
+        secrets.append(Secret("env", env_name, profile["secretName"], profile["passwordKey"]))
+    return secrets
 
 
-def _migrate_arguments() -> list[str]:
-    yes_no = {True: "y", False: "n"}
-    arguments: list[str] = []
-    for side in ("source", "destination"):
-        for key in ("host", "port", "user", "db"):
-            arguments += [f"--{side}-{key}", f"{{{{ params.{side}_{key} }}}}"]
+class ClickHousePodOperator(PlatformPodOperator):
+    """A pod whose password environment comes from the Secrets of the run's chosen profiles."""
+
+    def __init__(self, *, password_env: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.password_env = password_env
+
+    def execute(self, context: Any) -> Any:
+        self.secrets = password_secrets(self.password_env, context["params"])
+        return super().execute(context)
+
+
+def _profile(side: str, field: str) -> str:
+    return f"{{{{ profiles[params.{side}_profile].{field} }}}}"
+
+
+def _endpoint_arguments(side: str) -> list[str]:
+    arguments = []
+    for flag, field in (("host", "host"), ("port", "port"), ("user", "user")):
+        arguments += [f"--{side}-{flag}", _profile(side, field)]
+    return [*arguments, f"--{side}-db", f"{{{{ params.{side}_db }}}}"]
+
+
+def migrate_arguments(*, dry_run: bool) -> list[str]:
+    yes_no = "{{{{ 'y' if profiles[params.destination_profile].{} else 'n' }}}}"
     return [
-        *arguments,
-        "--destination-secure-flag", yes_no[bool(SYNC.get("destinationSecure"))],
-        "--destination-verify-flag", yes_no[bool(SYNC.get("destinationVerify"))],
-        "--execute-query-on", SYNC.get("executeQueryOn", "source"),
-        "--skip-patterns", *SYNC.get("skipPatterns", []),
-        "--verify",
+        *_endpoint_arguments("source"),
+        *_endpoint_arguments("destination"),
+        "--destination-secure-flag", yes_no.format("secure"),
+        "--destination-verify-flag", yes_no.format("verify"),
+        "--execute-query-on", SYNC["executeQueryOn"],
+        "--strategy", "{{ params.strategy }}",
+        *(["--dry-run"] if dry_run else ["--verify"]),
+        "--skip-patterns", *SYNC["skipPatterns"],
     ]  # fmt: skip
 
 
-check_distinct_endpoints(
-    {"host": SYNC["source"]["host"], "port": SYNC["source"]["port"], "db": SYNC["source"]["database"]},
+def _migrate_task(task_id: str, *, dry_run: bool, minutes: int, **settings: Any) -> ClickHousePodOperator:
+    return ClickHousePodOperator(
+        task_id=task_id,
+        name=task_id.replace("_", "-"),
+        image=presets()["images"]["clickhouseTools"],
+        cmds=["clickhouse-migrate"],
+        arguments=migrate_arguments(dry_run=dry_run),
+        password_env={
+            "CLICKHOUSE_SOURCE_PASSWORD": "source",
+            "CLICKHOUSE_DESTINATION_PASSWORD": "destination",
+        },
+        retry_exit_codes=MIGRATE_RETRY_EXIT_CODES,
+        execution_timeout=timedelta(minutes=minutes),
+        active_deadline_seconds=minutes * 60,
+        **pod_settings(MIGRATE_POOL, **settings),
+    )
+
+
+CLIENT_CONFIG = (
+    "{{ ('tls-verify' if profiles[params.destination_profile].verify else 'tls-no-verify') "
+    "if profiles[params.destination_profile].secure else 'plain' }}"
+)
+
+
+def _client_task(task_id: str, statement: str, **kwargs: Any) -> ClickHousePodOperator:
+    """clickhouse-client against the destination profile, called directly (no shell)."""
+    minutes = TIMEOUTS["clientTaskMinutes"]
+    config_volume = k8s.V1Volume(
+        name="clickhouse-client-config",
+        config_map=k8s.V1ConfigMapVolumeSource(name=SYNC["clientConfigMap"]),
+    )
+    mount = k8s.V1VolumeMount(name="clickhouse-client-config", mount_path=CLIENT_CONFIG_DIR, read_only=True)
+    return ClickHousePodOperator(
+        task_id=task_id,
+        name=task_id.replace("_", "-"),
+        image=presets()["images"]["clickhouseTools"],
+        cmds=["clickhouse-client"],
+        arguments=[
+            f"--config-file={CLIENT_CONFIG_DIR}/{CLIENT_CONFIG}.xml",
+            f"--host={_profile('destination', 'host')}",
+            f"--port={_profile('destination', 'port')}",
+            f"--user={_profile('destination', 'user')}",
+            # Kubernetes substitutes the Secret's value when the container starts (see module doc).
+            "--password",
+            "$(CLICKHOUSE_PASSWORD)",
+            f"--query={statement}",
+        ],
+        password_env={"CLICKHOUSE_PASSWORD": "destination"},
+        retry_exit_codes=CLIENT_RETRY_EXIT_CODES,
+        execution_timeout=timedelta(minutes=minutes),
+        active_deadline_seconds=minutes * 60,
+        **pod_settings(CLIENT_POOL, volumes=[config_volume], volume_mounts=[mount]),
+        **kwargs,
+    )
+
+
+def _params() -> dict[str, Param]:
+    profile_names = sorted(PROFILES)
+    params: dict[str, Param] = {}
+    for side, db_pattern in (("source", DATABASE_NAME), ("destination", DESTINATION_DATABASE)):
+        defaults = SYNC[side]
+        params[f"{side}_profile"] = Param(
+            defaults["profile"], type="string", enum=profile_names,
+            description=f"{side} server: one of the endpoint profiles the platform defines",
+        )  # fmt: skip
+        params[f"{side}_db"] = Param(
+            defaults["database"], type="string", pattern=db_pattern, maxLength=255,
+            description=f"{side} database (letters, digits, _)",
+        )  # fmt: skip
+    params["strategy"] = Param(
+        SYNC["strategy"], type="string", enum=list(STRATEGIES),
+        description="recreate: drop, create, copy. swap: copy into staging, verify, swap (no downtime)",
+    )  # fmt: skip
+    return params
+
+
+check_profiles(PROFILES)
+check_run(
     {
-        "host": SYNC["destination"]["host"],
-        "port": SYNC["destination"]["port"],
-        "db": SYNC["destination"]["database"],
+        "source_profile": SYNC["source"]["profile"],
+        "source_db": SYNC["source"]["database"],
+        "destination_profile": SYNC["destination"]["profile"],
+        "destination_db": SYNC["destination"]["database"],
     },
+    presets()["pools"][CLIENT_POOL]["namespace"],
 )
 
 with DAG(
     dag_id="clickhouse_db_sync",
-    description="Recreate a ClickHouse database on the destination server from the source server",
+    description="Copy a ClickHouse database to another server (preflight, recreate or swap)",
     schedule=None,
     catchup=False,
     is_paused_upon_creation=True,
+    max_active_runs=1,  # two runs would drop the database the other is copying into
+    dagrun_timeout=timedelta(minutes=TIMEOUTS["runMinutes"]),
     tags=["clickhouse", "internal"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=3)},
-    params={
-        **_endpoint_params("source", SYNC["source"]),
-        **_endpoint_params("destination", SYNC["destination"]),
-    },
+    default_args={"retries": SYNC["retries"], "retry_delay": timedelta(seconds=SYNC["retryDelaySeconds"])},
+    params=_params(),
+    user_defined_macros={"profiles": PROFILES},
     doc_md=__doc__,
+    **dag_notifications(),
 ) as dag:
     start = EmptyOperator(task_id="start")
-    drop_destination_db = _client_task(
-        "drop_destination_db", "DROP DATABASE IF EXISTS {{ params.destination_db }}"
+    preflight = _migrate_task(
+        "preflight", dry_run=True, minutes=TIMEOUTS["preflightMinutes"], pre_execute=_check_run
     )
-    create_db = _client_task("create_db", "CREATE DATABASE IF NOT EXISTS {{ params.destination_db }}")
-    migrate_data = KubernetesPodOperator(
-        task_id="migrate_data",
-        name="migrate-data",
-        image=presets()["images"]["clickhouseTools"],
-        cmds=["clickhouse-migrate"],
-        arguments=_migrate_arguments(),
-        secrets=[
-            _password_from_secret("CLICKHOUSE_SOURCE_PASSWORD", SYNC["sourcePasswordKey"]),
-            _password_from_secret("CLICKHOUSE_DESTINATION_PASSWORD", SYNC["destinationPasswordKey"]),
-        ],
-        pre_execute=_check_run_params,
-        **pod_settings(MIGRATE_POOL),
+    drop_destination_db = _client_task(
+        "drop_destination_db",
+        "DROP DATABASE IF EXISTS `{{ params.destination_db }}`",
+        pre_execute=_check_run_or_skip_drop,
+    )
+    create_db = _client_task(
+        "create_db",
+        "CREATE DATABASE IF NOT EXISTS `{{ params.destination_db }}`",
+        pre_execute=_check_run,
+        trigger_rule=TriggerRule.NONE_FAILED,  # runs after a skipped drop (swap)
+    )
+    migrate_data = _migrate_task(
+        "migrate_data",
+        dry_run=False,
+        minutes=TIMEOUTS["migrateMinutes"],
+        pre_execute=_check_run,
+        deferrable=SYNC["deferrable"],
+        logging_interval=SYNC["loggingIntervalSeconds"],
     )
     end = EmptyOperator(task_id="end")
 
-    start >> drop_destination_db >> create_db >> migrate_data >> end
+    start >> preflight >> drop_destination_db >> create_db >> migrate_data >> end

@@ -79,6 +79,7 @@ def test_only_airflow_components_reach_postgres(manifests: list[Manifest]) -> No
         "dag-processor",
         "triggerer",
         "migrate-database",
+        "airflow-bootstrap",
     }
 
 

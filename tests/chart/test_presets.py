@@ -30,6 +30,8 @@ def test_presets_equal_node_pools_file(manifests: list[Manifest]) -> None:
             "tolerations": tolerations,
             "affinity": affinity,
             "resources": definition["defaultResources"],
+            # The Airflow pool mirroring the namespace quota (presets.airflowPools).
+            "airflowPool": EXPECTED_NAMESPACE[name],
         }, name
 
 
@@ -45,24 +47,16 @@ def test_presets_shared_contract_sections(kind_manifests: list[Manifest]) -> Non
     )  # fmt: skip
     assert document["images"]["clickhouseTools"].rsplit(":", 1)[0] == "airflow-platform/clickhouse-tools"
     sync = document["clickhouseSync"]
-    assert sync["credentialsSecret"] == "clickhouse-credentials"
-    assert (sync["sourcePasswordKey"], sync["destinationPasswordKey"]) == (
-        "source-password",
-        "destination-password",
-    )
-    assert sync["source"] == {
-        "host": "clickhouse-source",
-        "port": 9000,
-        "user": "default",
-        "database": "demo",
-    }
-    assert sync["destination"]["database"] == "demo_copy"
+    assert sync["profiles"]["demo-source"] == {
+        "host": "clickhouse-source", "port": 9000, "user": "default", "secretName": "clickhouse-credentials",
+        "passwordKey": "source-password", "secure": False, "verify": True,
+    }  # fmt: skip
+    assert sync["profiles"]["demo-destination"]["passwordKey"] == "destination-password"
+    assert sync["source"] == {"profile": "demo-source", "database": "demo"}
+    assert sync["destination"] == {"profile": "demo-destination", "database": "demo_copy"}
     assert sync["skipPatterns"] == ["copy", "test", "backup", "dict"]
-    assert (sync["executeQueryOn"], sync["destinationSecure"], sync["destinationVerify"]) == (
-        "source",
-        False,
-        False,
-    )
+    assert (sync["executeQueryOn"], sync["strategy"]) == ("source", "recreate")
+    assert sync["clientConfigMap"] == "airflow-platform-clickhouse-client"
 
 
 def test_presets_follow_the_image_settings() -> None:

@@ -81,8 +81,8 @@ INVALID = [
     ),
     (
         "clickhouse-port-range",
-        ["--set", "presets.clickhouseSync.source.port=70000"],
-        "/presets/clickhouseSync/source/port",
+        ["--set", "presets.clickhouseSync.profiles.demo-source.port=70000"],
+        "/presets/clickhouseSync/profiles/demo-source/port",
     ),
     (
         "demo-rows-type",

@@ -82,6 +82,7 @@ def postgres_server() -> Iterator[str]:
 class LiveAirflow:
     base_url: str
     admin_password: str
+    env: dict[str, str] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
 
     def token(self) -> str:
@@ -147,7 +148,7 @@ def airflow_processes(
         "dag-processor": [airflow, "dag-processor"],
     }
     processes: list[subprocess.Popen] = []
-    live = LiveAirflow(f"http://127.0.0.1:{api_port}", env["_ADMIN_PASSWORD"])
+    live = LiveAirflow(f"http://127.0.0.1:{api_port}", env["_ADMIN_PASSWORD"], env)
     try:
         for name, command in commands.items():
             log = home / f"{name}.log"

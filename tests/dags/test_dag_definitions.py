@@ -1,4 +1,4 @@
-"""The DAGs as Airflow parses them, and the pods they would create, checked against the chart's presets."""
+"""The DAGs as Airflow parses them, and the pods they create (templates rendered), against the presets."""
 
 from __future__ import annotations
 
@@ -9,14 +9,28 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.param import ParamValidationError
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_platform_pools import UnknownPoolError, pod_settings
 from kubernetes.client import models as k8s
 
 from .conftest import DAGS
+from .rendering import dag_module, rendered_pod, resolve, run_params
 
-SYNC_CHAIN = ["start", "drop_destination_db", "create_db", "migrate_data", "end"]
-TASK_POOLS = {"drop_destination_db": "general", "create_db": "general", "migrate_data": "ssd"}
+SYNC_CHAIN = ["start", "preflight", "drop_destination_db", "create_db", "migrate_data", "end"]
+TASK_POOLS = {
+    "preflight": "ssd",
+    "drop_destination_db": "general",
+    "create_db": "general",
+    "migrate_data": "ssd",
+}
 PASSWORD_ENV = {"CLICKHOUSE_PASSWORD", "CLICKHOUSE_SOURCE_PASSWORD", "CLICKHOUSE_DESTINATION_PASSWORD"}
+PARAMS = ("source_profile", "source_db", "destination_profile", "destination_db", "strategy")
+# What someone who may trigger the DAG could try in a param that reaches a pod argument.
+INJECTIONS = (
+    "$(cat /proc/self/environ)", "$(CLICKHOUSE_PASSWORD)", "`id`", "demo; DROP DATABASE demo", "demo copy",
+    "demo\ncopy", "demo`", "demo'", 'demo"', "--query=SELECT 1", "-h", "../etc", "demo$", "", "${HOME}",
+    "clickhouse-source.airflow-jobs.svc.cluster.local", "10.0.0.1",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +43,9 @@ def sync_dag(dagbag: DagBag) -> Any:
     return dagbag.dags["clickhouse_db_sync"]
 
 
-def _pod(task: Any) -> k8s.V1Pod:
-    return task.build_pod_request_obj(dry_run=True)
+@pytest.fixture(scope="module")
+def sync(sync_dag: Any) -> Any:
+    return dag_module(sync_dag.get_task("preflight"))
 
 
 def test_dags_folder_imports_without_errors(dagbag: DagBag) -> None:
@@ -38,21 +53,43 @@ def test_dags_folder_imports_without_errors(dagbag: DagBag) -> None:
     assert set(dagbag.dag_ids) == {"clickhouse_db_sync", "node_pool_examples"}
 
 
-def test_sync_graph_is_a_single_chain(sync_dag: Any) -> None:
+def test_sync_graph_is_a_single_chain_with_preflight_before_the_drop(sync_dag: Any) -> None:
     assert sorted(sync_dag.task_ids) == sorted(SYNC_CHAIN)
     for upstream, downstream in itertools.pairwise(SYNC_CHAIN):
         assert sync_dag.get_task(upstream).downstream_task_ids == {downstream}
     assert sync_dag.get_task("end").downstream_task_ids == set()
 
 
-def test_sync_dag_settings(sync_dag: Any) -> None:
-    assert sync_dag.schedule is None
-    assert sync_dag.catchup is False
-    assert sync_dag.is_paused_upon_creation is True
-    assert set(sync_dag.tags) == {"clickhouse", "internal"}
-    for task in sync_dag.tasks:
-        assert task.retries == 2
-        assert task.retry_delay == timedelta(minutes=3)
+def test_one_run_at_a_time_and_every_task_and_pod_has_a_deadline(sync_dag: Any, presets: dict) -> None:
+    timeouts = presets["clickhouseSync"]["timeouts"]
+    assert sync_dag.max_active_runs == 1
+    assert sync_dag.dagrun_timeout == timedelta(minutes=timeouts["runMinutes"])
+    assert sync_dag.schedule is None and sync_dag.catchup is False and sync_dag.is_paused_upon_creation
+    for task_id in TASK_POOLS:
+        task = sync_dag.get_task(task_id)
+        assert task.execution_timeout is not None, task_id
+        assert task.active_deadline_seconds == task.execution_timeout.total_seconds(), task_id
+        assert rendered_pod(sync_dag, task_id).spec.active_deadline_seconds == task.active_deadline_seconds
+        assert task.retries == presets["clickhouseSync"]["retries"]
+
+
+def test_retry_only_what_can_succeed_on_retry(sync_dag: Any) -> None:
+    assert sync_dag.get_task("preflight").retry_exit_codes == {3}
+    assert sync_dag.get_task("migrate_data").retry_exit_codes == {3}
+    assert sync_dag.get_task("drop_destination_db").retry_exit_codes == {209, 210}
+
+
+def test_migrate_is_deferrable_and_streams_its_log(sync_dag: Any, presets: dict) -> None:
+    task = sync_dag.get_task("migrate_data")
+    assert task.deferrable is True
+    assert task.logging_interval == presets["clickhouseSync"]["loggingIntervalSeconds"]
+
+
+def test_pods_log_events_and_wait_to_be_scheduled_as_long_as_the_queue(sync_dag: Any, presets: dict) -> None:
+    for task_id in TASK_POOLS:
+        task = sync_dag.get_task(task_id)
+        assert task.log_events_on_failure is True
+        assert task.schedule_timeout_seconds == presets["podDefaults"]["scheduleTimeoutSeconds"] == 600
 
 
 @pytest.mark.parametrize(("task_id", "pool"), TASK_POOLS.items())
@@ -60,16 +97,13 @@ def test_sync_pods_are_placed_by_the_pool_presets(
     sync_dag: Any, presets: dict, task_id: str, pool: str
 ) -> None:
     expected = presets["pools"][pool]
-    pod = _pod(sync_dag.get_task(task_id))
+    pod = rendered_pod(sync_dag, task_id)
     container = pod.spec.containers[0]
 
     assert pod.metadata.namespace == expected["namespace"]
+    assert pod.metadata.labels[presets["poolLabelKey"]] == pool
     assert pod.spec.service_account_name == expected["serviceAccountName"]
     assert pod.spec.automount_service_account_token is False
-    assert [t.to_dict() for t in pod.spec.tolerations] == [
-        {**{"operator": None, "toleration_seconds": None}, **toleration}
-        for toleration in expected["tolerations"]
-    ]
     node_affinity = pod.spec.affinity.node_affinity
     terms = node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
     required = {(e.key, e.operator, tuple(e.values)) for term in terms for e in term.match_expressions}
@@ -79,43 +113,181 @@ def test_sync_pods_are_placed_by_the_pool_presets(
     assert container.image == presets["images"]["clickhouseTools"]
     assert pod.spec.security_context == presets["podDefaults"]["securityContext"]
     assert container.security_context == presets["podDefaults"]["containerSecurityContext"]
+    assert sync_dag.get_task(task_id).pool == expected["airflowPool"] == expected["namespace"]
 
 
 @pytest.mark.parametrize("task_id", TASK_POOLS)
-def test_passwords_come_only_from_secret_refs(sync_dag: Any, presets: dict, task_id: str) -> None:
-    container = _pod(sync_dag.get_task(task_id)).spec.containers[0]
+def test_no_shell_and_no_env_reference_but_the_password(sync_dag: Any, task_id: str) -> None:
+    container = rendered_pod(sync_dag, task_id).spec.containers[0]
+    argv = [*container.command, *container.args]
+    assert argv[0] in {"clickhouse-client", "clickhouse-migrate"}
+    assert not {"bash", "sh", "-c"} & set(argv)
+    references = [arg for arg in argv if "$(" in arg]
+    assert references == (["$(CLICKHOUSE_PASSWORD)"] if argv[0] == "clickhouse-client" else [])
+    assert all("{{" not in arg and "{%" not in arg for arg in argv), argv
+
+
+@pytest.mark.parametrize("task_id", TASK_POOLS)
+def test_passwords_come_from_the_chosen_profiles_secrets(sync_dag: Any, presets: dict, task_id: str) -> None:
+    profiles = presets["clickhouseSync"]["profiles"]
+    container = rendered_pod(sync_dag, task_id).spec.containers[0]
     secret_env = {env.name: env for env in container.env or [] if env.name in PASSWORD_ENV}
 
+    expected = {"CLICKHOUSE_PASSWORD": "destination", "CLICKHOUSE_SOURCE_PASSWORD": "source",
+                "CLICKHOUSE_DESTINATION_PASSWORD": "destination"}  # fmt: skip
     assert secret_env, "the task must receive its passwords from the environment"
-    for env in secret_env.values():
+    for name, env in secret_env.items():
+        profile = profiles[presets["clickhouseSync"][expected[name]]["profile"]]
         assert env.value is None
-        assert env.value_from.secret_key_ref.name == presets["clickhouseSync"]["credentialsSecret"]
-    arguments = " ".join([*(container.command or []), *(container.args or [])])
-    assert "--source-password" not in arguments
-    assert "--destination-password" not in arguments
+        assert (env.value_from.secret_key_ref.name, env.value_from.secret_key_ref.key) == (
+            profile["secretName"], profile["passwordKey"])  # fmt: skip
+    assert not any("password" in arg for arg in container.args if arg.startswith("--source"))
 
 
-def test_migrate_runs_the_tool_with_the_seed_flags(sync_dag: Any) -> None:
-    args = _pod(sync_dag.get_task("migrate_data")).spec.containers[0].args
-    assert args[args.index("--skip-patterns") + 1 : args.index("--skip-patterns") + 5] == [
-        "copy",
-        "test",
-        "backup",
-        "dict",
-    ]
+def test_preflight_is_the_tools_dry_run_with_the_runs_endpoints(sync_dag: Any, presets: dict) -> None:
+    profiles = presets["clickhouseSync"]["profiles"]
+    args = rendered_pod(
+        sync_dag, "preflight", source_profile="demo-destination", destination_profile="demo-source",
+        source_db="other", destination_db="target", strategy="swap",
+    ).spec.containers[0].args  # fmt: skip
+    flag = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+    assert "--dry-run" in args and "--verify" not in args
+    assert (flag["--source-host"], flag["--source-port"], flag["--source-db"]) == (
+        profiles["demo-destination"]["host"], str(profiles["demo-destination"]["port"]), "other")  # fmt: skip
+    assert (flag["--destination-host"], flag["--destination-db"]) == (
+        profiles["demo-source"]["host"],
+        "target",
+    )
+    assert flag["--strategy"] == "swap"
+
+
+@pytest.mark.parametrize("strategy", ["recreate", "swap"])
+def test_migrate_runs_the_tool_with_the_strategy_and_seed_flags(sync_dag: Any, strategy: str) -> None:
+    args = rendered_pod(sync_dag, "migrate_data", strategy=strategy).spec.containers[0].args
+    start = args.index("--skip-patterns") + 1
+    assert args[start : start + 4] == ["copy", "test", "backup", "dict"]
     assert args[args.index("--execute-query-on") + 1] == "source"
-    assert "--destination-secure-flag" in args
-    assert "--destination-verify-flag" in args
+    assert args[args.index("--strategy") + 1] == strategy
+    assert args[args.index("--destination-secure-flag") + 1] == "n"
+    assert "--verify" in args and "--dry-run" not in args
+
+
+def test_client_tasks_run_one_statement_on_the_destination(sync_dag: Any, presets: dict) -> None:
+    destination = presets["clickhouseSync"]["profiles"]["demo-destination"]
+    drop = rendered_pod(sync_dag, "drop_destination_db", destination_db="target_db").spec.containers[0]
+    create = rendered_pod(sync_dag, "create_db", destination_db="target_db").spec.containers[0]
+    assert drop.args[-1] == "--query=DROP DATABASE IF EXISTS `target_db`"
+    assert create.args[-1] == "--query=CREATE DATABASE IF NOT EXISTS `target_db`"
+    assert f"--host={destination['host']}" in drop.args
+    assert drop.args[0] == "--config-file=/etc/clickhouse-client-platform/plain.xml"
+    assert {m.mount_path for m in drop.volume_mounts} >= {"/etc/clickhouse-client-platform"}
+
+
+@pytest.mark.parametrize(
+    ("secure", "verify", "config"),
+    [(True, True, "tls-verify"), (True, False, "tls-no-verify"), (False, True, "plain")],
+)
+def test_client_tasks_honour_the_profiles_tls_and_verify_flags(
+    sync_dag: Any, sync: Any, monkeypatch: pytest.MonkeyPatch, secure: bool, verify: bool, config: str
+) -> None:
+    profile = {**sync.PROFILES["demo-destination"], "secure": secure, "verify": verify}
+    monkeypatch.setitem(sync.PROFILES, "demo-destination", profile)
+    for task_id in ("drop_destination_db", "create_db"):
+        args = rendered_pod(sync_dag, task_id).spec.containers[0].args
+        assert args[0] == f"--config-file=/etc/clickhouse-client-platform/{config}.xml"
+    migrate = rendered_pod(sync_dag, "migrate_data").spec.containers[0].args
+    assert migrate[migrate.index("--destination-secure-flag") + 1] == ("y" if secure else "n")
+    assert migrate[migrate.index("--destination-verify-flag") + 1] == ("y" if verify else "n")
+
+
+def test_params_are_profiles_databases_and_strategy_only(sync_dag: Any, presets: dict) -> None:
+    assert set(sync_dag.params) == set(PARAMS)
+    profiles = sorted(presets["clickhouseSync"]["profiles"])
+    for side in ("source", "destination"):
+        assert sync_dag.params.get_param(f"{side}_profile").schema["enum"] == profiles
+    assert sync_dag.params.get_param("strategy").schema["enum"] == ["recreate", "swap"]
+
+
+@pytest.mark.parametrize("param", PARAMS)
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_injection_attempts_are_rejected_in_every_param(sync_dag: Any, param: str, value: str) -> None:
+    with pytest.raises(ParamValidationError):
+        resolve(sync_dag, param, value)
+
+
+@pytest.mark.parametrize("name", ["system", "SYSTEM", "System", "default", "DEFAULT", "INFORMATION_SCHEMA",
+                                  "information_schema", "Information_Schema"])  # fmt: skip
+def test_destination_can_never_be_a_system_database(sync_dag: Any, sync: Any, name: str) -> None:
+    with pytest.raises(ParamValidationError):
+        resolve(sync_dag, "destination_db", name)
+    with pytest.raises(AirflowFailException, match="system database"):
+        sync.check_run(run_params(sync_dag) | {"destination_db": name}, "airflow-jobs")
+
+
+def test_databases_that_only_start_like_a_system_one_are_fine(sync_dag: Any) -> None:
+    for name in ("system2", "defaults", "my_system", "information_schema_copy"):
+        assert resolve(sync_dag, "destination_db", name) == name
+
+
+@pytest.mark.parametrize(
+    "alias",
+    [
+        "clickhouse-source",
+        "CLICKHOUSE-SOURCE",
+        "Clickhouse-Source.airflow-jobs",
+        "clickhouse-source.airflow-jobs.svc",
+        "clickhouse-source.airflow-jobs.svc.cluster.local",
+        "CLICKHOUSE-SOURCE.AIRFLOW-JOBS.SVC.CLUSTER.LOCAL",
+    ],
+)
+def test_same_server_under_another_name_is_refused_before_any_drop(
+    sync_dag: Any, sync: Any, monkeypatch: pytest.MonkeyPatch, alias: str
+) -> None:
+    monkeypatch.setitem(sync.PROFILES, "alias", {**sync.PROFILES["demo-source"], "host": alias})
+    params = run_params(sync_dag) | {"destination_profile": "alias", "destination_db": "demo"}
+    for task_id in TASK_POOLS:
+        hook = sync_dag.get_task(task_id)._pre_execute_hook
+        with pytest.raises(AirflowFailException, match="is the source database"):
+            hook({"params": params, "task": sync_dag.get_task(task_id)})
+
+
+@pytest.mark.parametrize(("first", "second"), [("localhost", "127.0.0.1"), ("LOCALHOST", "127.0.0.1"),
+                                               ("127.0.0.1", "127.1")])  # fmt: skip
+def test_same_server_by_address_is_refused(sync: Any, first: str, second: str) -> None:
+    profile = {"port": 9000, "user": "default"}
+    assert sync.same_server({**profile, "host": first}, {**profile, "host": second}, "airflow-jobs")
+
+
+def test_other_servers_or_databases_are_allowed(sync_dag: Any, sync: Any) -> None:
+    profile = {"port": 9000}
+    assert not sync.same_server({**profile, "host": "clickhouse-source"},
+                                {**profile, "host": "clickhouse-destination"}, "airflow-jobs")  # fmt: skip
+    assert not sync.same_server({"port": 9000, "host": "127.0.0.1"}, {"port": 9440, "host": "127.0.0.1"}, "x")
+    sync.check_run(run_params(sync_dag) | {"destination_profile": "demo-source", "destination_db": "x"}, "ns")
+
+
+def test_a_secure_source_profile_is_refused(
+    sync_dag: Any, sync: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sync.PROFILES, "demo-source", {**sync.PROFILES["demo-source"], "secure": True})
+    with pytest.raises(AirflowFailException, match="uses TLS"):
+        sync.check_run(run_params(sync_dag), "airflow-jobs")
+
+
+def test_swap_skips_the_drop_and_create_still_runs(sync_dag: Any) -> None:
+    drop = sync_dag.get_task("drop_destination_db")
+    with pytest.raises(AirflowSkipException):
+        drop._pre_execute_hook({"params": run_params(sync_dag, strategy="swap"), "task": drop})
+    drop._pre_execute_hook({"params": run_params(sync_dag, strategy="recreate"), "task": drop})
+    assert sync_dag.get_task("create_db").trigger_rule == "none_failed"
+    assert sync_dag.get_task("migrate_data").trigger_rule == "all_success"
 
 
 def test_example_dag_has_one_task_per_pool(dagbag: DagBag, presets: dict) -> None:
     dag = dagbag.dags["node_pool_examples"]
-    placements = {}
-    for task in dag.tasks:
-        pod = _pod(task)
-        placements[task.task_id] = pod.metadata.namespace
+    placements = {task.task_id: task.build_pod_request_obj(dry_run=True).metadata.namespace for task in dag.tasks}
     assert placements == {f"on_{pool}_pool": presets["pools"][pool]["namespace"] for pool in presets["pools"]}
-    gpu = _pod(dag.get_task("on_gpu_pool")).spec.containers[0]
+    gpu = dag.get_task("on_gpu_pool").build_pod_request_obj(dry_run=True).spec.containers[0]
     assert gpu.resources.limits["nvidia.com/gpu"] == "1"
 
 
@@ -124,25 +296,8 @@ def test_unknown_pool_is_a_clear_error() -> None:
         pod_settings("tpu")
 
 
-@pytest.mark.parametrize(
-    ("param", "value", "reason"),
-    [
-        ("destination_db", "", "'' does not match"),
-        ("source_db", "drop table; --", "does not match"),
-        ("source_port", 0, "0 is less than the minimum of 1"),
-        ("destination_host", "", "'' does not match"),
-        ("destination_port", "9000", "'9000' is not of type 'integer'"),
-    ],
-)
-def test_bad_params_are_rejected(sync_dag: Any, param: str, value: Any, reason: str) -> None:
-    with pytest.raises(ParamValidationError, match=reason):
-        sync_dag.params.get_param(param).resolve(value)
-
-
-def test_destination_equal_to_source_is_refused_before_any_pod(sync_dag: Any) -> None:
-    params = dict(sync_dag.params.dump())
-    params |= {f"destination_{key}": params[f"source_{key}"] for key in ("host", "port", "db")}
+def test_pod_specs_are_valid_kubernetes_objects(sync_dag: Any) -> None:
     for task_id in TASK_POOLS:
-        hook = sync_dag.get_task(task_id)._pre_execute_hook
-        with pytest.raises(ValueError, match=r"is the source database: choose another destination_db"):
-            hook({"params": params})
+        pod = rendered_pod(sync_dag, task_id)
+        assert isinstance(pod, k8s.V1Pod)
+        assert pod.spec.containers[0].name == "base"

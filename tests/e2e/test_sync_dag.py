@@ -23,7 +23,12 @@ CREDENTIALS_SECRET = "clickhouse-credentials"
 PRESETS_CONFIGMAP = (f"{RELEASE}-pool-presets", NAMESPACE)
 SKIP_PATTERNS = ("copy", "test", "backup", "dict")
 # Which pool each task's pods must run on (the DAG's contract with the platform).
-EXPECTED_POOL = {"drop_destination_db": "general", "create_db": "general", "migrate_data": "ssd"}
+EXPECTED_POOL = {
+    "preflight": "ssd",
+    "drop_destination_db": "general",
+    "create_db": "general",
+    "migrate_data": "ssd",
+}
 
 
 def test_sync_run_succeeds(sync_run: SyncRun) -> None:

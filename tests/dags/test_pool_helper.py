@@ -1,0 +1,190 @@
+"""The pool helper DAG authors use: merging their own settings, GPU safety, Airflow pools, offline presets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow_platform_pools import PresetsError, pod_settings, pool_label_key
+from airflow_platform_pools.testing import example_presets_path, restore_presets, use_presets
+from kubernetes.client import models as k8s
+
+from tests.chart.rendering import presets as chart_presets
+from tests.chart.rendering import render
+
+from .conftest import DAGS
+
+GPU = {"limits": {"nvidia.com/gpu": "1"}}
+
+
+def _pod(**kwargs: Any) -> k8s.V1Pod:
+    return KubernetesPodOperator(task_id="job", image="team/job:1", **kwargs).build_pod_request_obj(dry_run=True)
+
+
+@pytest.fixture
+def custom_presets(presets: dict, tmp_path: Path) -> Iterator[Any]:
+    """Use a modified copy of the chart's presets for one test."""
+    previous: list[str | None] = []
+
+    def use(document: dict) -> None:
+        path = tmp_path / "presets.json"
+        path.write_text(json.dumps(document))
+        previous.append(use_presets(path))
+
+    yield use
+    if previous:
+        restore_presets(previous[0])
+
+
+def test_callers_add_labels_annotations_env_volumes_without_type_error(presets: dict) -> None:
+    volume = k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())
+    mount = k8s.V1VolumeMount(name="scratch", mount_path="/scratch")
+    env = [k8s.V1EnvVar(name="MODE", value="full")]
+    pod = _pod(**pod_settings(
+        "ssd", labels={"team": "data"}, annotations={"owner": "data@example.com"}, env_vars=env,
+        volumes=[volume], volume_mounts=[mount], namespace="team-data", on_finish_action="keep_pod",
+    ))  # fmt: skip
+    container = pod.spec.containers[0]
+    assert pod.metadata.labels["team"] == "data"
+    assert pod.metadata.labels[presets["poolLabelKey"]] == "ssd"
+    assert pod.metadata.annotations["owner"] == "data@example.com"
+    assert [(e.name, e.value) for e in container.env] == [("MODE", "full")]
+    assert [v.name for v in pod.spec.volumes] == ["scratch"]
+    assert [m.mount_path for m in container.volume_mounts] == ["/scratch"]
+    assert pod.metadata.namespace == "team-data"
+    # Placement is still the pool's.
+    assert {t.key for t in pod.spec.tolerations} == {presets["poolLabelKey"]}
+
+
+def test_the_pool_label_cannot_be_overridden(presets: dict) -> None:
+    settings = pod_settings("general", labels={presets["poolLabelKey"]: "gpu"})
+    assert settings["labels"][presets["poolLabelKey"]] == "general"
+
+
+def test_on_finish_action_override_reaches_the_operator() -> None:
+    operator = KubernetesPodOperator(
+        task_id="x", image="i", **pod_settings("general", on_finish_action="keep_pod")
+    )
+    assert operator.on_finish_action.value == "keep_pod"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"namespace": "Team_Data"}, "not a Kubernetes namespace"),
+        ({"on_finish_action": "delete"}, "use one of"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(override: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_settings("general", **override)
+
+
+def test_default_resources_can_be_removed_or_overridden(presets: dict) -> None:
+    defaults = presets["pools"]["general"]["resources"]
+    settings = pod_settings(
+        "general", resources={"limits": {"cpu": None, "memory": "3Gi"}, "requests": {"cpu": "1"}}
+    )
+    resources = _pod(**settings).spec.containers[0].resources
+    assert resources.limits == {"memory": "3Gi"}
+    assert resources.requests == {**defaults["requests"], "cpu": "1"}
+    removed = pod_settings("general", resources={"limits": {"cpu": None, "memory": None}})
+    assert _pod(**removed).spec.containers[0].resources.limits is None
+
+
+NO_GPU = [
+    None, {}, {"limits": {"nvidia.com/gpu": "0"}}, {"limits": {"nvidia.com/gpu": None}},
+    {"requests": {"nvidia.com/gpu": "1"}}, {"limits": {"nvidia.com/gpu": "one"}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("resources", NO_GPU)
+def test_gpu_pool_without_a_gpu_is_refused(resources: Any) -> None:
+    with pytest.raises(ValueError, match=r"pool 'gpu' is for pods that use nvidia.com/gpu"):
+        pod_settings("gpu", resources=resources)
+
+
+def test_gpu_pool_with_a_gpu_gets_it() -> None:
+    limits = _pod(**pod_settings("gpu", resources=GPU)).spec.containers[0].resources.limits
+    assert limits["nvidia.com/gpu"] == "1"
+
+
+def test_tasks_take_a_slot_of_their_namespaces_airflow_pool(presets: dict) -> None:
+    for pool, definition in presets["pools"].items():
+        settings = pod_settings(pool, resources=GPU if pool == "gpu" else None)
+        assert settings["pool"] == definition["namespace"]
+        assert KubernetesPodOperator(task_id="x", image="i", **settings).pool == definition["namespace"]
+    assert set(presets["airflowPools"]) == {p["namespace"] for p in presets["pools"].values()}
+
+
+def test_airflow_pools_mirror_the_namespace_quotas() -> None:
+    document = chart_presets(render("values.yaml"))
+    assert document["airflowPools"]["airflow-jobs"]["slots"] == 50
+    assert document["airflowPools"]["airflow-gpu-jobs"]["slots"] == 20
+    configured = chart_presets(render("values.yaml", "--set", "presets.airflowPools.slots.airflow-jobs=7"))
+    assert configured["airflowPools"]["airflow-jobs"]["slots"] == 7
+    disabled = chart_presets(render("values.yaml", "--set", "presets.airflowPools.enabled=false"))
+    assert disabled["airflowPools"] == {}
+    assert all(pool["airflowPool"] == "" for pool in disabled["pools"].values())
+
+
+def test_without_airflow_pools_the_helper_sets_none(presets: dict, custom_presets: Any) -> None:
+    document = json.loads(json.dumps(presets))
+    for pool in document["pools"].values():
+        pool["airflowPool"] = ""
+    custom_presets(document)
+    assert "pool" not in pod_settings("general")
+
+
+def test_label_key_comes_from_the_pool_definition(presets: dict, custom_presets: Any) -> None:
+    custom_presets({**presets, "poolLabelKey": "example.com/node-pool"})
+    assert pool_label_key() == "example.com/node-pool"
+    assert pod_settings("general")["labels"] == {"example.com/node-pool": "general"}
+
+
+def test_presets_without_label_key_are_refused(presets: dict, custom_presets: Any) -> None:
+    custom_presets({key: value for key, value in presets.items() if key != "poolLabelKey"})
+    with pytest.raises(PresetsError, match="poolLabelKey"):
+        pod_settings("general")
+
+
+def test_deferrable_through_the_helper() -> None:
+    settings = pod_settings("ssd", deferrable=True, logging_interval=30)
+    assert (settings["deferrable"], settings["logging_interval"]) == (True, 30)
+    assert "deferrable" not in pod_settings("ssd")
+
+
+def test_schedule_timeout_follows_the_charts_task_queued_timeout() -> None:
+    for values, queued in (("values.yaml", 1800), ("values-kind.yaml", 600)):
+        assert chart_presets(render(values))["podDefaults"]["scheduleTimeoutSeconds"] == queued
+    own = chart_presets(render("values.yaml", "--set", "presets.scheduleTimeoutSeconds=120"))
+    assert own["podDefaults"]["scheduleTimeoutSeconds"] == 120
+
+
+def test_shipped_example_presets_are_what_the_chart_publishes() -> None:
+    """A DAG author's CI parses against the example: it must not drift from the chart (regenerate with
+    `helm template` of values.yaml, ConfigMap airflow-platform-pool-presets, key presets.json)."""
+    assert json.loads(example_presets_path().read_text()) == chart_presets(render("values.yaml"))
+
+
+def test_dags_parse_with_the_example_presets_and_no_cluster() -> None:
+    previous = use_presets(example_presets_path())
+    try:
+        bag = DagBag(dag_folder=str(DAGS))
+        assert bag.import_errors == {}
+        assert "clickhouse_db_sync" in bag.dag_ids
+    finally:
+        restore_presets(previous)
+
+
+pytest_plugins = ["airflow_platform_pools.testing"]
+
+
+def test_the_shipped_pytest_fixture_sets_the_presets(platform_presets: Path) -> None:
+    assert platform_presets == example_presets_path()
+    assert pod_settings("general")["namespace"] == "airflow-jobs"

@@ -1,0 +1,133 @@
+"""clickhouse_db_sync strategies on the live platform: the preflight refuses before any drop, `recreate`
+and `swap` both produce the copy, and during a `swap` run the destination stays readable throughout.
+Also measures the executor worker-pod time `deferrable=True` saves on migrate_data (a figure)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import airflow_client.client as airflow_client
+import pytest
+from kubernetes import client as k8s
+
+from .conftest import WORKER_NAMESPACE, platform_api, record_timing
+from .test_sync_dag import _databases, _password, _query
+
+pytestmark = pytest.mark.cluster
+
+DAG_ID = "clickhouse_db_sync"
+
+
+def _run(api: Any, conf: dict[str, Any]) -> tuple[str, str]:
+    airflow_client.DAGApi(api).patch_dag(DAG_ID, airflow_client.DAGPatchBody(is_paused=False))
+    body = airflow_client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
+    run_id = airflow_client.DagRunApi(api).trigger_dag_run(DAG_ID, body).dag_run_id
+    return run_id, platform_api.wait_for_dag_run(api, DAG_ID, run_id)
+
+
+def _state(api: Any, run_id: str, task_id: str) -> str | None:
+    instance = airflow_client.TaskInstanceApi(api).get_task_instance(DAG_ID, run_id, task_id)
+    return instance.state.value if instance.state else None
+
+
+def _count(core: k8s.CoreV1Api, database: str, table: str) -> int:
+    password = _password(core, "destination-password")
+    ((count,),) = _query(
+        core, "clickhouse-destination", password, f"SELECT count() FROM {database}.`{table}`"
+    )
+    return int(count)
+
+
+def _a_copied_table(core: k8s.CoreV1Api, database: str) -> str:
+    password = _password(core, "destination-password")
+    sql = (
+        f"SELECT name FROM system.tables WHERE database = '{database}' AND engine LIKE '%MergeTree' "
+        "AND name NOT LIKE '.inner%' ORDER BY total_rows DESC LIMIT 1"
+    )
+    rows = _query(core, "clickhouse-destination", password, sql)
+    return rows[0][0]
+
+
+def test_recreate_copies_the_database(airflow_api: Any, core: k8s.CoreV1Api) -> None:
+    run_id, state = _run(airflow_api, {"strategy": "recreate"})
+    assert state == "success"
+    assert _state(airflow_api, run_id, "drop_destination_db") == "success"
+    database = _databases(core)["destination"]
+    assert _count(core, database, _a_copied_table(core, database)) > 0
+
+
+def test_preflight_refuses_the_source_as_destination_before_any_drop(
+    airflow_api: Any, core: k8s.CoreV1Api
+) -> None:
+    source = _databases(core)["source"]
+    run_id, state = _run(airflow_api, {"destination_profile": "demo-source", "destination_db": source})
+    assert state == "failed"
+    assert _state(airflow_api, run_id, "preflight") == "failed"
+    assert _state(airflow_api, run_id, "drop_destination_db") == "upstream_failed"
+    assert source in {row[0] for row in _query(core, "clickhouse-source", _password(core, "source-password"),
+                                               "SHOW DATABASES")}  # fmt: skip
+
+
+def test_swap_keeps_the_destination_readable_during_the_run(airflow_api: Any, core: k8s.CoreV1Api) -> None:
+    database = _databases(core)["destination"]
+    table = _a_copied_table(core, database)  # the copy of the previous (recreate) run
+    before = _count(core, database, table)
+    reads: list[int | str] = []
+    stop = threading.Event()
+
+    def read_continuously() -> None:
+        while not stop.is_set():
+            try:
+                reads.append(_count(core, database, table))
+            except Exception as error:  # every failed read is a finding, kept for the assertion
+                reads.append(f"{type(error).__name__}: {error}")
+            time.sleep(1)
+
+    reader = threading.Thread(target=read_continuously, daemon=True)
+    reader.start()
+    try:
+        run_id, state = _run(airflow_api, {"strategy": "swap"})
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    assert state == "success"
+    assert _state(airflow_api, run_id, "drop_destination_db") == "skipped"
+    assert len(reads) > 3, "the reader must have observed the destination during the run"
+    assert [r for r in reads if not isinstance(r, int)] == []
+    assert set(reads) == {before}  # same data: the previous copy, then the swapped-in one
+
+
+def test_deferrable_migrate_frees_the_worker_pod(airflow_api: Any, core: k8s.CoreV1Api) -> None:
+    """A figure, not an assertion: seconds a migrate_data job pod ran, and seconds a worker pod of the
+    same task was running meanwhile (sampled every second). With deferrable=True the difference is the
+    worker-pod time saved."""
+    selector = "dag_id=clickhouse_db_sync,task_id=migrate_data"
+    seconds = {"job": 0, "worker_while_job": 0, "worker": 0}
+    stop = threading.Event()
+
+    def running(namespace: str) -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return any(pod.status.phase == "Running" for pod in pods)
+
+    def sample() -> None:
+        while not stop.is_set():
+            job, worker = running("airflow-jobs"), running(WORKER_NAMESPACE)
+            seconds["job"] += job
+            seconds["worker"] += worker
+            seconds["worker_while_job"] += job and worker
+            time.sleep(1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run_id, state = _run(airflow_api, {"strategy": "recreate"})
+    finally:
+        stop.set()
+        sampler.join(timeout=30)
+    assert state == "success"
+    figures: dict[str, Any] = {f"{key}_seconds": value for key, value in seconds.items()}
+    figures |= {"worker_seconds_saved": seconds["job"] - seconds["worker_while_job"], "run_id": run_id}
+    print(f"deferrable migrate_data: {figures}")
+    record_timing("sync_dag_deferrable", figures)
