@@ -285,7 +285,8 @@ def test_swap_skips_the_drop_and_create_still_runs(sync_dag: Any) -> None:
 
 def test_example_dag_has_one_task_per_pool(dagbag: DagBag, presets: dict) -> None:
     dag = dagbag.dags["node_pool_examples"]
-    placements = {task.task_id: task.build_pod_request_obj(dry_run=True).metadata.namespace for task in dag.tasks}
+    pods = {task.task_id: task.build_pod_request_obj(dry_run=True) for task in dag.tasks}
+    placements = {task_id: pod.metadata.namespace for task_id, pod in pods.items()}
     assert placements == {f"on_{pool}_pool": presets["pools"][pool]["namespace"] for pool in presets["pools"]}
     gpu = dag.get_task("on_gpu_pool").build_pod_request_obj(dry_run=True).spec.containers[0]
     assert gpu.resources.limits["nvidia.com/gpu"] == "1"

@@ -23,7 +23,8 @@ GPU = {"limits": {"nvidia.com/gpu": "1"}}
 
 
 def _pod(**kwargs: Any) -> k8s.V1Pod:
-    return KubernetesPodOperator(task_id="job", image="team/job:1", **kwargs).build_pod_request_obj(dry_run=True)
+    operator = KubernetesPodOperator(task_id="job", image="team/job:1", **kwargs)
+    return operator.build_pod_request_obj(dry_run=True)
 
 
 @pytest.fixture

@@ -12,7 +12,10 @@ import airflow_client.client as airflow_client
 import pytest
 from kubernetes import client as k8s
 
-from .conftest import WORKER_NAMESPACE, platform_api, record_timing
+from scripts import platform_api
+from tests.facts import WORKER_NAMESPACE
+
+from .conftest import record_timing
 from .test_sync_dag import _databases, _password, _query
 
 pytestmark = pytest.mark.cluster
