@@ -158,7 +158,7 @@ def _run_state(client: airflow_api.ApiClient, run_id: str) -> str:
 
 
 def _fail_run(client: airflow_api.ApiClient, run_id: str) -> None:
-    body = airflow_api.DAGRunPatchBody(state=airflow_api.DAGRunPatchStates.FAILED)
+    body = airflow_api.DAGRunPatchBody(state=airflow_api.DagRunMutableStates.FAILED)
     airflow_api.DagRunApi(client).patch_dag_run(SYNC_DAG, run_id, body)
 
 
