@@ -1,0 +1,82 @@
+"""--schema-only, --data-only, --setting, and a failed swap-mode copy leaving the previous copy intact."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Servers, base_args, databases, run_tool
+
+
+def load(servers: Servers, database: str, rows: int) -> None:
+    source = servers.source.client()
+    source.execute(f"DROP DATABASE IF EXISTS {database}")
+    source.execute(f"CREATE DATABASE {database}")
+    source.execute(
+        f"CREATE TABLE {database}.t (p UInt8, x UInt64, s String) ENGINE = MergeTree"
+        " PARTITION BY p ORDER BY x"
+    )
+    source.execute(
+        f"INSERT INTO {database}.t SELECT number % 4, number, toString(number) FROM numbers({rows})"
+    )
+    source.execute(f"CREATE VIEW {database}.v AS SELECT count() AS n FROM {database}.t")
+    servers.destination.client().execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def args(servers: Servers, database: str, *extra: str) -> list[str]:
+    return [*base_args(servers, database, **{"--source-db": database}), *extra]
+
+
+def test_schema_only_creates_missing_objects_and_keeps_rows(servers: Servers) -> None:
+    load(servers, "modes_schema", 100)
+    run = run_tool(args(servers, "modes_schema", "--schema-only"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    destination = servers.destination.client()
+    assert destination.execute("SELECT count() FROM modes_schema.t") == [(0,)]
+    assert destination.execute("SELECT n FROM modes_schema.v") == [(0,)]
+    destination.execute("INSERT INTO modes_schema.t SELECT 1, 1, 'kept'")
+    again = run_tool(args(servers, "modes_schema", "--schema-only"))
+    assert again.returncode == 0 and again.lines("drop") == [], again.stdout
+    assert destination.execute("SELECT s FROM modes_schema.t") == [("kept",)]
+
+
+def test_data_only_appends_into_existing_tables(servers: Servers) -> None:
+    load(servers, "modes_data", 100)
+    assert run_tool(args(servers, "modes_data", "--schema-only")).returncode == 0
+    for expected in (100, 200):
+        run = run_tool(args(servers, "modes_data", "--data-only"))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert servers.destination.client().execute("SELECT count() FROM modes_data.t") == [(expected,)]
+
+
+def test_unknown_setting_is_refused_before_writing(servers: Servers) -> None:
+    load(servers, "modes_setting", 10)
+    before = databases(servers.destination.client())
+    run = run_tool(args(servers, "modes_setting", "--setting", "no_such_setting=1"))
+    assert run.returncode == 7, run.stdout + run.stderr
+    assert "no_such_setting" in run.stderr
+    assert databases(servers.destination.client()) == before
+
+
+@pytest.mark.parametrize("bad", ["max_threads", "max_threads=1;DROP", "max threads=1"])
+def test_malformed_setting_is_a_usage_error(servers: Servers, bad: str) -> None:
+    run = run_tool(args(servers, "never", "--setting", bad))
+    assert run.returncode == 2 and "expected NAME=VALUE" in run.stderr
+
+
+def test_failed_copy_in_swap_mode_keeps_the_previous_copy(servers: Servers) -> None:
+    load(servers, "modes_fail", 400_000)
+    assert run_tool(args(servers, "modes_fail")).returncode == 0
+    destination = servers.destination.client()
+    previous = destination.execute("SELECT count(), sum(cityHash64(p, x, s)) FROM modes_fail.t")
+    servers.source.client().execute(
+        "INSERT INTO modes_fail.t SELECT number % 4, number, 'new' FROM numbers(10)"
+    )
+    # A real server-side failure mid-copy: the throttled copy runs into the execution time limit.
+    slow = ("--setting", "max_network_bandwidth=300000", "--setting", "max_execution_time=1")
+    run = run_tool(args(servers, "modes_fail", *slow))
+    assert run.returncode == 9, run.stdout + run.stderr
+    assert "status=not_started" in " ".join(run.lines("swap"))
+    assert destination.execute("SELECT count(), sum(cityHash64(p, x, s)) FROM modes_fail.t") == previous
+    assert destination.execute("SELECT n FROM modes_fail.v") == [(previous[0][0],)]
+    assert run_tool(args(servers, "modes_fail")).returncode == 0
+    assert destination.execute("SELECT count() FROM modes_fail.t") == [(400_010,)]
