@@ -17,6 +17,9 @@ PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
 STEPS = $(PY_ANY) -m scripts
 # What `make e2e` runs after `make up` (a test can point it at one file).
 E2E_ARGS ?= -m "cluster or docker" tests
+# The chart whose README helm-docs generates (a test points it at a copy).
+CHART_DIR ?= charts/airflow-platform
+HELM_DOCS := $(ROOT)/.tools/bin/helm-docs --chart-search-root $(CHART_DIR) --sort-values-order file --log-level warning
 
 .PHONY: help
 help: ## List the targets
@@ -31,7 +34,7 @@ test: venv test-deps tools lint ## All tests that need no cluster (unit + real C
 	$(PYTEST) -m "not cluster and not docker" tests
 
 ## --- Local environment ----------------------------------------------------------------------------
-.PHONY: venv test-deps tools docker lint
+.PHONY: venv test-deps tools docker lint chart-docs chart-docs-check
 venv: $(VENV)/.installed ## Python environment in .venv (pinned)
 $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml images/airflow/pool-presets/pyproject.toml scripts/venv.sh versions.env
 	scripts/venv.sh
@@ -39,16 +42,23 @@ $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml im
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 	scripts/install-test-deps.sh
 
-tools: ## kind, helm, kubectl, versitygw (pinned) in .tools/bin
+tools: ## kind, helm, kubectl, versitygw, helm-docs (pinned) in .tools/bin
 	$(STEPS) tools
 
 docker: ## A Docker engine that can run privileged containers
 	$(STEPS) docker
 
-lint: venv ## ruff (Python) and bash -n (shell syntax; shellcheck is not packaged for our air-gapped path)
+lint: venv chart-docs-check ## ruff, bash -n (shellcheck is not packaged for our air-gapped path), chart README
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	git ls-files '*.sh' .ci/run scripts/docker/runc-without-sys-resource | xargs -n1 bash -n
+
+chart-docs: tools ## Regenerate the chart README from values.yaml comments + README.md.gotmpl (helm-docs)
+	$(HELM_DOCS)
+
+chart-docs-check: tools ## Fail when the chart README is not what helm-docs generates (argo-helm's CI check)
+	$(HELM_DOCS) --dry-run | diff -u $(CHART_DIR)/README.md - >&2 \
+	  || { echo "$(CHART_DIR)/README.md is stale: run make chart-docs" >&2; exit 1; }
 
 ## --- Cluster --------------------------------------------------------------------------------------
 .PHONY: node-image cluster down test-cluster diagnostics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .rendering import VALUES_FILES, Manifest, render
+from .rendering import SCENARIOS, VALUES_FILES, Manifest, rendered
 
 
 @pytest.fixture(scope="session", params=VALUES_FILES)
@@ -12,18 +12,22 @@ def values_file(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-_CACHE: dict[str, list[Manifest]] = {}
+@pytest.fixture(scope="session")
+def manifests(values_file: str) -> list[Manifest]:
+    return rendered(values_file)
+
+
+@pytest.fixture(scope="session", params=("values.yaml", *SCENARIOS))
+def scenario(request: pytest.FixtureRequest) -> str:
+    """The chart defaults and every values scenario of ci/."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def manifests(values_file: str) -> list[Manifest]:
-    if values_file not in _CACHE:
-        _CACHE[values_file] = render(values_file)
-    return _CACHE[values_file]
+def scenario_manifests(scenario: str) -> list[Manifest]:
+    return rendered(scenario)
 
 
 @pytest.fixture(scope="session")
 def kind_manifests() -> list[Manifest]:
-    if "values-kind.yaml" not in _CACHE:
-        _CACHE["values-kind.yaml"] = render("values-kind.yaml")
-    return _CACHE["values-kind.yaml"]
+    return rendered("values-kind.yaml")

@@ -18,6 +18,8 @@ HELM = ROOT / ".tools" / "bin" / "helm"
 RELEASE = "airflow-platform"
 NAMESPACE = "airflow"
 VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
+# Values scenarios (chart-testing's ci/ folder), as paths relative to the chart.
+SCENARIOS = tuple(str(path.relative_to(CHART)) for path in sorted((CHART / "ci").glob("*-values.yaml")))
 POOLS = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())
 
 Manifest = dict[str, Any]
@@ -36,6 +38,17 @@ def render(values_file: str = "values.yaml", *extra: str) -> list[Manifest]:
         "--values", str(CHART / values_file), *extra,
     )  # fmt: skip
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+_RENDERED: dict[Path, list[Manifest]] = {}
+
+
+def rendered(values_file: str) -> list[Manifest]:
+    """`render(values_file)` once per session (ci/ symlinks share the render of their target)."""
+    key = (CHART / values_file).resolve()
+    if key not in _RENDERED:
+        _RENDERED[key] = render(values_file)
+    return _RENDERED[key]
 
 
 def render_error(*extra: str) -> str:

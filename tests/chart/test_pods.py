@@ -21,15 +21,15 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def test_every_pod_runs_on_the_general_pool(manifests: list[Manifest]) -> None:
+def test_every_pod_runs_on_the_general_pool(scenario_manifests: list[Manifest]) -> None:
     tolerations, affinity = pool_placement("general")
-    for name, spec in pod_specs(manifests):
+    for name, spec in pod_specs(scenario_manifests):
         assert spec["tolerations"] == tolerations, name
         assert spec["affinity"] == affinity, name
 
 
-def test_every_pod_is_restricted(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_every_pod_is_restricted(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["securityContext"].get("runAsUser", 1) != 0, name
@@ -46,8 +46,8 @@ def test_every_pod_is_restricted(manifests: list[Manifest]) -> None:
             assert context.get("privileged") is not True, label
 
 
-def test_read_only_root_filesystem_with_writable_tmp(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_read_only_root_filesystem_with_writable_tmp(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         for container in containers(spec):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, (
                 f"{name}/{container['name']}"
@@ -57,16 +57,16 @@ def test_read_only_root_filesystem_with_writable_tmp(manifests: list[Manifest]) 
             assert "emptyDir" in tmp[0], name
 
 
-def test_every_container_has_requests_and_limits(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_every_container_has_requests_and_limits(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         for container in containers(spec):
             resources = container["resources"]
             assert {"cpu", "memory"} <= set(resources["requests"]), f"{name}/{container['name']}"
             assert {"cpu", "memory"} <= set(resources["limits"]), f"{name}/{container['name']}"
 
 
-def test_long_running_containers_have_probes(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_long_running_containers_have_probes(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         if not name.startswith(LONG_RUNNING):
             continue
         for container in spec["containers"]:
@@ -74,10 +74,10 @@ def test_long_running_containers_have_probes(manifests: list[Manifest]) -> None:
             assert "readinessProbe" in container or "startupProbe" in container, f"{name}/{container['name']}"
 
 
-def test_component_probes(manifests: list[Manifest]) -> None:
+def test_component_probes(scenario_manifests: list[Manifest]) -> None:
     probes = {
         name: spec["containers"][0]["livenessProbe"]
-        for name, spec in pod_specs(manifests)
+        for name, spec in pod_specs(scenario_manifests)
         if name.startswith("Deployment/airflow-platform-")
     }
     api_probe = probes["Deployment/airflow-platform-api-server"]["exec"]["command"]
@@ -89,16 +89,16 @@ def test_component_probes(manifests: list[Manifest]) -> None:
         assert command[:3] == ["airflow", "jobs", "check"] and job_type in command
 
 
-def test_images_come_from_the_platform(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_images_come_from_the_platform(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         for container in containers(spec):
             repository = container["image"].rsplit(":", 1)[0]
             assert repository.endswith(PLATFORM_IMAGES), f"{name}: {container['image']}"
             assert not container["image"].endswith(":latest")
 
 
-def test_components_wait_for_migrations(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_components_wait_for_migrations(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         if name in AIRFLOW_DEPLOYMENTS:
             init = spec["initContainers"][0]
             assert init["command"][:3] == ["airflow", "db", "check-migrations"], name

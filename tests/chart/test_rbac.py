@@ -28,9 +28,9 @@ def rule(resource: str, verbs: list[str]) -> dict:
     return {"apiGroups": [""], "resources": [resource], "verbs": verbs}
 
 
-def test_no_cluster_scoped_rbac(manifests: list[Manifest]) -> None:
-    assert of_kind(manifests, "ClusterRole") == []
-    assert of_kind(manifests, "ClusterRoleBinding") == []
+def test_no_cluster_scoped_rbac(scenario_manifests: list[Manifest]) -> None:
+    assert of_kind(scenario_manifests, "ClusterRole") == []
+    assert of_kind(scenario_manifests, "ClusterRoleBinding") == []
 
 
 def test_scheduler_launches_pods_in_worker_namespace_only(manifests: list[Manifest]) -> None:
@@ -66,8 +66,8 @@ def test_workload_account_has_no_rights_and_no_token(manifests: list[Manifest], 
     assert rules_of(manifests, "airflow-workload", namespace) == {}
 
 
-def test_no_wildcards_and_no_secret_access(manifests: list[Manifest]) -> None:
-    for role in of_kind(manifests, "Role"):
+def test_no_wildcards_and_no_secret_access(scenario_manifests: list[Manifest]) -> None:
+    for role in of_kind(scenario_manifests, "Role"):
         for granted in role["rules"]:
             assert "*" not in granted["verbs"] + granted["resources"] + granted["apiGroups"]
             assert "secrets" not in granted["resources"], role["metadata"]["name"]

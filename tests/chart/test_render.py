@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .rendering import CHART, ROOT, VALUES_FILES, Manifest, helm, of_kind, pod_specs
+from .rendering import CHART, ROOT, SCENARIOS, Manifest, helm, of_kind, pod_specs
 
 KUBERNETES_VERSION = next(
     line.split("=", 1)[1].strip()
@@ -29,7 +29,7 @@ def _schema_version() -> str:
     return f"{major}.{minor}.0"
 
 
-@pytest.mark.parametrize("values_file", VALUES_FILES)
+@pytest.mark.parametrize("values_file", ("values.yaml", *SCENARIOS))
 def test_lint_strict(values_file: str) -> None:
     result = helm(
         "lint", "--strict", str(CHART), "--namespace", "airflow", "--values", str(CHART / values_file)
@@ -41,9 +41,9 @@ def test_schema_version_targets_cluster() -> None:
     assert _schema_version() == ".".join(KUBERNETES_VERSION.lstrip("v").split(".")[:2]) + ".0"
 
 
-def test_manifests_validate_against_kubernetes_schema(manifests: list[Manifest]) -> None:
+def test_manifests_validate_against_kubernetes_schema(scenario_manifests: list[Manifest]) -> None:
     version = _schema_version()
-    documents = [*manifests, *(spec_pod for spec_pod in _embedded_pods(manifests))]
+    documents = [*scenario_manifests, *_embedded_pods(scenario_manifests)]
     errors = []
     for manifest in documents:
         try:
@@ -62,14 +62,14 @@ def _embedded_pods(manifests: list[Manifest]) -> list[Manifest]:
     ]
 
 
-def test_every_resource_carries_recommended_labels(manifests: list[Manifest]) -> None:
+def test_every_resource_carries_recommended_labels(scenario_manifests: list[Manifest]) -> None:
     required = {
         "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
         "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by",
     }  # fmt: skip
     missing = {
         f"{m['kind']}/{m['metadata']['name']}": sorted(required - set(m["metadata"].get("labels", {})))
-        for m in manifests
+        for m in scenario_manifests
         if required - set(m["metadata"].get("labels", {}))
     }
     assert missing == {}

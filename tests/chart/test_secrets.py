@@ -126,9 +126,9 @@ def _secret_values(manifests: list[Manifest]) -> set[str]:
     return values
 
 
-def test_no_secret_material_outside_secrets(manifests: list[Manifest]) -> None:
-    secrets = _secret_values(manifests)
-    for manifest in manifests:
+def test_no_secret_material_outside_secrets(scenario_manifests: list[Manifest]) -> None:
+    secrets = _secret_values(scenario_manifests)
+    for manifest in scenario_manifests:
         if manifest["kind"] == "Secret":
             continue
         text = json.dumps(manifest)
@@ -167,8 +167,8 @@ def _git_connection_is_by_reference(variable: dict[str, Any], spec: dict[str, An
     return bool(match) and match[1] in by_ref
 
 
-def test_secret_like_env_comes_from_secret_key_refs(manifests: list[Manifest]) -> None:
-    for name, spec in pod_specs(manifests):
+def test_secret_like_env_comes_from_secret_key_refs(scenario_manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(scenario_manifests):
         for label, variable in _env(spec):
             if variable["name"].endswith("_FILE"):  # a path to a file of a mounted Secret volume
                 assert any(variable["value"].startswith(f"{m}/") for m in _secret_mounts(spec)), label
