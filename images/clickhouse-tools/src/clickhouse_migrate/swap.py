@@ -320,60 +320,79 @@ def swap_in(
     outcome: m.Outcome,
     reporter: Reporter,
 ) -> None:
-    """Move the verified staging tables in and recreate the dependents against the final names."""
+    """Move the verified staging tables in and recreate the dependents against the final names.
+
+    A failing statement is recorded (exit 9) and the swap goes on with the other objects; the previous
+    copies stay in the previous-copy database (it is only dropped after a clean run)."""
     dst, stage, old = options.destination.database, options.staging_database, options.previous_database
     atomic = database_engine(destination, dst) == "Atomic"
     staged_names = {table.obj.name for table in staged}
     with TRACKER.critical():
         destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(old)}")
-        existing = m.existing_objects(destination, dst)
+        present = m.existing_objects(destination, dst)
         previous = m.existing_objects(destination, old)
+        set_aside_names: set[str] = set()
+
+        def attempt(name: str, *statements: str) -> bool:
+            for statement in statements:
+                try:
+                    destination.query(statement)
+                except MigrationError:
+                    raise
+                except Exception as error:
+                    outcome.failed[name] = f"swap: {first_line(error)}"
+                    reporter.event("swap", object=name, status="failed", error=first_line(error))
+                    return False
+            return True
+
+        def set_aside(name: str) -> bool:
+            """Move the destination's table into the previous-copy database."""
+            drop = [f"DROP TABLE IF EXISTS {qualified(old, name)}"] if name in previous else []
+            if attempt(name, *drop, f"RENAME TABLE {qualified(dst, name)} TO {qualified(old, name)}"):
+                present.discard(name)
+                set_aside_names.add(name)
+                return True
+            return False
+
+        # a) dependents of the plan go first (an inner table is moved aside: dropping a view drops it)
+        for obj in reversed(plan.ordered):
+            if obj.name in staged_names or (obj.has_data and obj.kind is ObjectKind.TABLE):
+                continue
+            if obj.name not in present:
+                continue
+            if obj.inner_table and obj.inner_table in present and not set_aside(obj.inner_table):
+                continue
+            statement = "DROP DICTIONARY" if obj.kind is ObjectKind.DICTIONARY else "DROP TABLE"
+            if attempt(obj.name, f"{statement} IF EXISTS {qualified(dst, obj.name)}"):
+                present.discard(obj.name)
+                reporter.event("drop", object=obj.name, reason="recreated against the swapped tables")
+        # b) the staged tables, one by one
+        for table in staged:
+            name = table.obj.name
+            if name in present and atomic and not name.startswith(INNER_TABLE_PREFIXES):
+                swapped = attempt(
+                    name, f"EXCHANGE TABLES {qualified(stage, name)} AND {qualified(dst, name)}"
+                )
+            elif name in present and not set_aside(name):
+                continue
+            else:
+                swapped = attempt(name, f"RENAME TABLE {qualified(stage, name)} TO {qualified(dst, name)}")
+            if swapped:
+                present.add(name)
+                reporter.event("swap", object=name, status="ok")
         unchanged_inner = {
             obj.inner_table
             for obj in plan.dependents
             if obj.inner_table and obj.inner_table in outcome.unchanged
         }
-
-        def move(name: str, from_db: str, to_db: str) -> None:
-            destination.query(f"RENAME TABLE {qualified(from_db, name)} TO {qualified(to_db, name)}")
-
-        def set_aside(name: str) -> None:
-            if name in previous:
-                destination.query(f"DROP TABLE IF EXISTS {qualified(old, name)}")
-            move(name, dst, old)
-
-        # a) dependents of the plan go first (an inner table is moved aside: dropping a view drops it)
-        for obj in reversed(plan.ordered):
-            if (
-                obj.name in staged_names
-                or (obj.has_data and obj.kind is ObjectKind.TABLE)
-                or obj.name not in existing
-            ):
-                continue
-            if obj.inner_table and obj.inner_table in existing:
-                set_aside(obj.inner_table)
-            statement = "DROP DICTIONARY" if obj.kind is ObjectKind.DICTIONARY else "DROP TABLE"
-            destination.query(f"{statement} IF EXISTS {qualified(dst, obj.name)}")
-            reporter.event("drop", object=obj.name, reason="recreated against the swapped tables")
-        # b) the staged tables, one by one
-        for table in staged:
-            name = table.obj.name
-            if name in existing and not name.startswith(".inner."):
-                if atomic:
-                    destination.query(f"EXCHANGE TABLES {qualified(stage, name)} AND {qualified(dst, name)}")
-                else:
-                    set_aside(name)
-                    move(name, stage, dst)
-            else:
-                move(name, stage, dst)
-            reporter.event("swap", object=name, status="ok")
-        for name in unchanged_inner:
-            move(name, old, dst)
+        for name in unchanged_inner & set_aside_names:
+            if attempt(name, f"RENAME TABLE {qualified(old, name)} TO {qualified(dst, name)}"):
+                present.add(name)
         # c) dependents against the final names
         for obj in plan.ordered:
             if obj.name in staged_names or (obj.has_data and obj.kind is ObjectKind.TABLE):
                 continue
-            attach = obj.inner_table is not None and obj.inner_table in staged_names | unchanged_inner
+            attach = obj.inner_table is not None and obj.inner_table in present
             created = m.create(destination, dst_client, obj, options, outcome, reporter, attach=attach)
             if created and obj.has_data and not attach:
                 # an inner table swap cannot reach (Atomic `.inner_id.<uuid>`): created empty
