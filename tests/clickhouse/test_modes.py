@@ -80,3 +80,15 @@ def test_failed_copy_in_swap_mode_keeps_the_previous_copy(servers: Servers) -> N
     assert destination.execute("SELECT n FROM modes_fail.v") == [(previous[0][0],)]
     assert run_tool(args(servers, "modes_fail")).returncode == 0
     assert destination.execute("SELECT count() FROM modes_fail.t") == [(400_010,)]
+
+
+def test_long_copies_report_progress(servers: Servers) -> None:
+    load(servers, "modes_progress", 400_000)
+    slow = ("--setting", "max_network_bandwidth=1000000", "--progress-interval", "0.5", "--parallelism", "1")
+    run = run_tool(args(servers, "modes_progress", *slow))
+    assert run.returncode == 0, run.stdout + run.stderr
+    progress = run.lines("progress")
+    assert progress, run.stdout
+    for field in ("object=t ", "rows=", "total_rows=", "bytes=", "rows_per_s=", "eta_s="):
+        assert all(field in line for line in progress), field
+    assert "progress=1/1" in run.lines("copy")[0]

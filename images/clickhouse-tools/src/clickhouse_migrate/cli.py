@@ -70,6 +70,16 @@ def destination_database(value: str) -> str:
     return value
 
 
+def positive_seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0.1 <= number <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 0.1..3600 seconds, got {value!r}")
+    return number
+
+
 def setting(value: str) -> tuple[str, str]:
     """NAME=VALUE for the copy queries: a plain setting name and a plain value (no quotes, no spaces)."""
     name, equals, text = value.partition("=")
@@ -197,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a setting for the copy queries, e.g. max_network_bandwidth=10000000 (repeatable)",
     )
     parser.add_argument(
+        "--progress-interval",
+        type=positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between [progress] lines of a long copy query (default 10)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -241,7 +258,7 @@ def options_from(args: argparse.Namespace) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 on bad flags, before any connection
-    reporter = Reporter(json_lines=args.log_format == "json")
+    reporter = Reporter(json_lines=args.log_format == "json", progress_interval=args.progress_interval)
     for role in ("source", "destination"):
         if getattr(args, f"{role}_password") is not None:
             reporter.event(

@@ -29,7 +29,6 @@ from .errors import MigrationError
 from .report import CopyResult, Reporter
 from .sql import mask_secret, qualified, quote_identifier, quote_string
 
-PROGRESS_INTERVAL_SECONDS = 10.0
 _INTEGER = re.compile(r"^-?\d+$")
 
 
@@ -178,14 +177,16 @@ def copy_task(
     try:
         for rows, total in route.executor.progress_run(client, route.statement(task), settings):
             now = time.monotonic()
-            if now - last_report >= PROGRESS_INTERVAL_SECONDS:
+            if now - last_report >= reporter.progress_interval:
                 seconds = now - result.started
+                current = client.last_query.progress if client.last_query else None
                 reporter.event(
                     "progress",
                     object=name,
                     partition=task.partition or "-",
                     rows=rows,
                     total_rows=total,
+                    bytes=current.bytes if current else 0,
                     seconds=seconds,
                     rows_per_s=round(rows / seconds) if seconds > 0 else 0,
                     eta_s=round((total - rows) * seconds / rows) if rows and total > rows else "-",

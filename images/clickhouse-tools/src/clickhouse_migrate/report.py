@@ -49,6 +49,7 @@ class CopyResult:
 class Reporter:
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     json_lines: bool = False
+    progress_interval: float = 10.0  # seconds between [progress] lines of one long copy query
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
