@@ -12,6 +12,41 @@ Templates that take arguments receive a dict with the root context as "ctx".
 {{- .Values.namespaces.workers.name -}}
 {{- end -}}
 
+{{/*
+Ports: one definition each. Containers declare them by name (api, logs, postgres, native, http) and
+Services target the names; NetworkPolicies, commands and URLs take the numbers from here.
+*/}}
+{{- define "ap.apiServer.port" -}}8080{{- end -}}
+{{- define "ap.triggerer.logsPort" -}}8794{{- end -}}
+{{- define "ap.workers.logsPort" -}}8793{{- end -}}
+{{- define "ap.postgres.port" -}}5432{{- end -}}
+{{- define "ap.clickhouse.nativePort" -}}9000{{- end -}}
+{{- define "ap.clickhouse.httpPort" -}}8123{{- end -}}
+
+{{- define "ap.apiServer.serviceName" -}}
+{{- printf "%s-api-server" (include "ap.fullname" .) -}}
+{{- end -}}
+
+{{/* In-cluster base URL of the api-server Service (no trailing slash). */}}
+{{- define "ap.apiServer.url" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%s" (include "ap.apiServer.serviceName" .) .Release.Namespace (include "ap.apiServer.port" .) -}}
+{{- end -}}
+
+{{/* Service account of an Airflow component or of the executor worker pods. Args: ctx, component. */}}
+{{- define "ap.airflow.serviceAccountName" -}}
+{{- printf "%s-%s" (include "ap.fullname" .ctx) .component -}}
+{{- end -}}
+
+{{/* Service account of the job pods in every workload namespace (no API rights, no token). */}}
+{{- define "ap.workload.serviceAccountName" -}}
+airflow-workload
+{{- end -}}
+
+{{/* A pod-spec part given as a list/map (rendered with toYaml) or as a YAML string (kept). */}}
+{{- define "ap.asYaml" -}}
+{{- if kindIs "string" . -}}{{ . }}{{- else if . -}}{{ toYaml . }}{{- end -}}
+{{- end -}}
+
 {{/* Kubernetes recommended labels. Args: ctx, component. */}}
 {{- define "ap.labels" -}}
 {{ include "ap.selectorLabels" . }}

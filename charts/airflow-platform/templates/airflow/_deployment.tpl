@@ -1,7 +1,8 @@
 {{/*
 One Airflow control-plane Deployment (api-server, scheduler, dag-processor, triggerer share it).
-Args: ctx, component, settings (the component's values), command (list), probes, ports,
-extraInitContainers, extraEnv, extraVolumeMounts, extraVolumes (YAML strings, optional), automountToken (bool).
+Args: ctx, component, settings (the component's values), command (list), automountToken (bool), and
+probes (map), ports, extraInitContainers, extraEnv, extraVolumeMounts, extraVolumes (lists, optional;
+a YAML string from a helper is accepted too, see ap.asYaml).
 */}}
 {{- define "ap.airflowDeployment" -}}
 {{- $ctx := .ctx -}}
@@ -27,7 +28,7 @@ spec:
       annotations:
         {{- include "ap.airflowPodAnnotations" $ctx | nindent 8 }}
     spec:
-      serviceAccountName: {{ $fullname }}-{{ .component }}
+      serviceAccountName: {{ include "ap.airflow.serviceAccountName" $labelArgs }}
       automountServiceAccountToken: {{ .automountToken }}
       enableServiceLinks: false
       {{- include "ap.imagePullSecrets" $ctx | nindent 6 }}
@@ -37,7 +38,7 @@ spec:
       initContainers:
         {{- include "ap.waitForMigrations" $ctx | nindent 8 }}
         {{- with .extraInitContainers }}
-        {{- . | nindent 8 }}
+        {{- include "ap.asYaml" . | nindent 8 }}
         {{- end }}
       containers:
         - name: {{ .component }}
@@ -49,13 +50,13 @@ spec:
             {{- include "ap.airflowCommonEnv" $ctx | nindent 12 }}
             {{- include "ap.airflowSecretEnv" $ctx | nindent 12 }}
             {{- with .extraEnv }}
-            {{- . | nindent 12 }}
+            {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
           {{- with .ports }}
           ports:
-            {{- . | nindent 12 }}
+            {{- include "ap.asYaml" . | nindent 12 }}
           {{- end }}
-          {{- .probes | nindent 10 }}
+          {{- include "ap.asYaml" .probes | nindent 10 }}
           resources:
             {{- toYaml .settings.resources | nindent 12 }}
           securityContext:
@@ -63,12 +64,12 @@ spec:
           volumeMounts:
             {{- include "ap.airflowVolumeMounts" $ctx | nindent 12 }}
             {{- with .extraVolumeMounts }}
-            {{- . | nindent 12 }}
+            {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
       volumes:
         {{- include "ap.airflowVolumes" $ctx | nindent 8 }}
         {{- with .extraVolumes }}
-        {{- . | nindent 8 }}
+        {{- include "ap.asYaml" . | nindent 8 }}
         {{- end }}
 {{- if .settings.podDisruptionBudget.enabled }}
 ---
