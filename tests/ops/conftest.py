@@ -1,0 +1,130 @@
+"""One real Airflow (api-server, scheduler, dag-processor on Postgres) configured with the chart's own
+remote-logging and metrics settings, pointed at a real S3-compatible server (versitygw) and a real
+Prometheus; a probe DAG with a succeeding and a failing task has run once when the tests start."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from unittest import mock
+
+import pytest
+import requests
+
+from tests.chart.rendering import NAMESPACE, RELEASE, airflow_cfg, executor_pod_template, find, render
+from tests.dags.live_airflow import LiveAirflow, airflow_processes, postgres_server, wait_until
+
+from .prometheus_server import PROMETHEUS, Prometheus, prometheus_server
+from .s3_server import S3Server, s3_server
+
+BUCKET = "task-logs"
+PREFIX = "airflow/tasks"
+DAG_ID = "ops_probe"
+MARKER = "ops-probe-marker-" + secrets.token_hex(8)
+DAG = f'''
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.bash import BashOperator
+
+with DAG("{DAG_ID}", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):
+    BashOperator(task_id="say", bash_command="echo {MARKER}")
+    BashOperator(task_id="fails", bash_command="echo {MARKER}-failing; exit 3")
+
+with DAG("{DAG_ID}_long", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):
+    BashOperator(task_id="sleeps", bash_command="sleep 900")
+'''
+
+
+def chart_env(s3: S3Server, prometheus: Prometheus | None) -> dict[str, str]:
+    """The chart's [logging]/[metrics] options and Airflow container env for these servers."""
+    metrics = (
+        ["--set", "metrics.enabled=true", "--set", f"metrics.otlpEndpoint={prometheus.otlp_endpoint}",
+         "--set", "metrics.exportIntervalSeconds=2"]
+        if prometheus else []
+    )  # fmt: skip
+    manifests = render(
+        "values.yaml",
+        "--set", "airflow.logs.remote.enabled=true",
+        "--set", f"airflow.logs.remote.bucket={BUCKET}",
+        "--set", f"airflow.logs.remote.prefix={PREFIX}",
+        "--set", f"airflow.logs.remote.endpointUrl={s3.endpoint_url}",
+        "--set", "airflow.logs.remote.addressingStyle=path",
+        "--set", "airflow.logs.remote.credentials.existingSecret=logs-s3",
+        *metrics,
+    )  # fmt: skip
+    cfg = airflow_cfg(manifests)
+    env = {f"AIRFLOW__LOGGING__{key.upper()}": value for key, value in cfg["logging"].items()}
+    env |= {f"AIRFLOW__METRICS__{key.upper()}": value for key, value in cfg.get("metrics", {}).items()}
+    env.pop("AIRFLOW__LOGGING__BASE_LOG_FOLDER")  # the pod's mount path; locally AIRFLOW_HOME/logs
+    pod_name = "ops-probe-" + secrets.token_hex(3)
+    for item in executor_pod_template(manifests)["spec"]["containers"][0]["env"]:
+        if "value" in item and item["name"].startswith("OTEL_"):
+            env[item["name"]] = item["value"].replace("$(AIRFLOW_PLATFORM_POD_NAME)", pod_name)
+    # What the secretKeyRefs inject: the chart's connection Secret and the credentials Secret.
+    connection = find(manifests, "Secret", f"{RELEASE}-remote-logs", NAMESPACE)["data"]["connection"]
+    env["AIRFLOW_CONN_AIRFLOW_PLATFORM_LOGS"] = base64.b64decode(connection).decode()
+    # This 2-CPU machine is shared by many test runs: give the task runner's execution API calls time.
+    env |= {"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60"}
+    return env | s3.credentials_env()
+
+
+@dataclass
+class OpsAirflow:
+    airflow: LiveAirflow
+    s3: S3Server
+    prometheus: Prometheus | None  # None when .tools/bin has no Prometheus (test_dashboard fails then)
+    run_id: str
+    sql_alchemy_conn: str
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.airflow.token()}"}
+        url = f"{self.airflow.base_url}/api/v2{path}"
+        response = requests.request(method, url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+
+def _run_probe(airflow: LiveAirflow) -> str:
+    def api(method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {airflow.token()}"}
+        return requests.request(
+            method, f"{airflow.base_url}/api/v2{path}", headers=headers, timeout=30, **kwargs
+        )  # type: ignore[arg-type]
+
+    wait_until(lambda: api("GET", f"/dags/{DAG_ID}").ok, "the parsed probe DAG", 240, airflow.logs)
+    api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+    response = api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+    response.raise_for_status()
+    run_id = response.json()["dag_run_id"]
+    wait_until(
+        lambda: api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"] in {"success", "failed"},
+        "the probe DAG run", 300, airflow.logs,
+    )  # fmt: skip
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    dags = tmp_path_factory.mktemp("dags")
+    (dags / f"{DAG_ID}.py").write_text(DAG)
+    presets = tmp_path_factory.mktemp("presets") / "presets.json"
+    presets.write_text("{}")
+    with ExitStack() as stack:
+        s3 = stack.enter_context(s3_server())
+        prometheus = stack.enter_context(prometheus_server()) if PROMETHEUS.exists() else None
+        s3.client().create_bucket(Bucket=BUCKET)
+        with (
+            mock.patch.dict(os.environ, chart_env(s3, prometheus)),
+            postgres_server() as sql_alchemy_conn,
+            airflow_processes(sql_alchemy_conn, dags, presets, home) as airflow,
+        ):
+            wait_until(
+                lambda: requests.get(f"{airflow.base_url}/api/v2/monitor/health", timeout=5).ok,
+                "api-server", 240, airflow.logs,
+            )  # fmt: skip
+            yield OpsAirflow(airflow, s3, prometheus, _run_probe(airflow), sql_alchemy_conn)
