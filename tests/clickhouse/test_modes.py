@@ -92,3 +92,20 @@ def test_long_copies_report_progress(servers: Servers) -> None:
     for field in ("object=t ", "rows=", "total_rows=", "bytes=", "rows_per_s=", "eta_s="):
         assert all(field in line for line in progress), field
     assert "progress=1/1" in run.lines("copy")[0]
+
+
+def test_failure_during_the_swap_keeps_the_previous_copies(servers: Servers) -> None:
+    """A view that cannot be recreated fails the run (9): the previous copy of the swapped table is kept."""
+    source = servers.source.client()
+    load(servers, "modes_swapfail", 100)
+    source.execute("CREATE DATABASE IF NOT EXISTS swapfail_elsewhere")
+    source.execute("CREATE TABLE IF NOT EXISTS swapfail_elsewhere.t (x UInt64) ENGINE = Memory")
+    source.execute("CREATE VIEW modes_swapfail.v_bad AS SELECT x FROM swapfail_elsewhere.t")
+    first = run_tool(args(servers, "modes_swapfail"))
+    assert first.returncode == 9, first.stdout + first.stderr
+    source.execute("INSERT INTO modes_swapfail.t SELECT 9, 100000 + number, 'new' FROM numbers(5)")
+    again = run_tool(args(servers, "modes_swapfail"))
+    assert again.returncode == 9, again.stdout + again.stderr
+    destination = servers.destination.client()
+    assert destination.execute("SELECT count() FROM modes_swapfail.t") == [(105,)]
+    assert destination.execute("SELECT count() FROM modes_swapfail__migrate_previous.t") == [(100,)]
