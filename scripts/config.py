@@ -178,5 +178,5 @@ def base_image() -> Image:
 
 
 def repository_prefix() -> str:
-    """The namespace part the platform images share (airflow-platform/airflow -> airflow-platform)."""
+    """The part before the slash that every platform image repository shares."""
     return images()[0].repository.rsplit("/", 1)[0]

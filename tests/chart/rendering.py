@@ -12,15 +12,18 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "airflow-platform"
+from scripts import config
+from tests import facts
+
+ROOT = config.ROOT
+CHART = config.CHART
 HELM = ROOT / ".tools" / "bin" / "helm"
-RELEASE = "airflow-platform"
-NAMESPACE = "airflow"
+RELEASE = facts.RELEASE
+NAMESPACE = facts.NAMESPACE
 VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
 # Values scenarios (chart-testing's ci/ folder), as paths relative to the chart.
 SCENARIOS = tuple(str(path.relative_to(CHART)) for path in sorted((CHART / "ci").glob("*-values.yaml")))
-POOLS = yaml.safe_load((ROOT / "node-pools" / "pools.yaml").read_text())
+POOLS = facts.POOLS
 
 Manifest = dict[str, Any]
 

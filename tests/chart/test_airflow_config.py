@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from tests.facts import IMAGE_REPOSITORIES, WORKER_NAMESPACE
+
 from .rendering import (
     NAMESPACE,
     RELEASE,
@@ -19,7 +21,7 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = "airflow-workers"
+WORKERS = WORKER_NAMESPACE
 
 
 def test_required_airflow_cfg(manifests: list[Manifest]) -> None:
@@ -82,7 +84,7 @@ def test_executor_pod_template(manifests: list[Manifest]) -> None:
     (base,) = spec["containers"]
     assert base["name"] == "base"
     assert "command" not in base and "args" not in base
-    assert base["image"].rsplit(":", 1)[0].endswith("airflow-platform/airflow")
+    assert base["image"].rsplit(":", 1)[0].endswith(IMAGE_REPOSITORIES["airflow"])
     assert spec["serviceAccountName"] == f"{RELEASE}-worker"
     assert spec["restartPolicy"] == "Never"
     mounts = {m["mountPath"]: m["name"] for m in base["volumeMounts"]}

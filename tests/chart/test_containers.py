@@ -11,21 +11,22 @@ import pytest
 import requests
 
 from scripts.images import image_tag
+from tests.facts import CLICKHOUSE_NAMESPACE, IMAGE_REPOSITORIES, image_ref
 
 from .pod_runner import PodRunner
 from .rendering import NAMESPACE, RELEASE, Manifest, find, render
 
 pytestmark = pytest.mark.docker
 
-JOBS = "airflow-jobs"
+JOBS = CLICKHOUSE_NAMESPACE
 
 
 @pytest.fixture(scope="module")
 def kind_render() -> list[Manifest]:
     tag = image_tag()
     missing = [
-        name for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools")
-        if subprocess.run(["docker", "image", "inspect", f"airflow-platform/{name}:{tag}"],
+        name for name in IMAGE_REPOSITORIES
+        if subprocess.run(["docker", "image", "inspect", image_ref(name, tag)],
                           capture_output=True, check=False).returncode != 0
     ]  # fmt: skip
     assert not missing, f"images {missing} with tag {tag} are not built: run `make images`"

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from tests.facts import (
+    CLICKHOUSE_NAMESPACE,
+    GPU_JOBS_NAMESPACE,
+    JOBS_NAMESPACE,
+    TASK_POD_NAMESPACES,
+    WORKER_NAMESPACE,
+    WORKLOAD_NAMESPACES,
+)
+
 from .rendering import NAMESPACE, RELEASE, Manifest, find, of_kind, render
 
-CREATED = ("airflow-workers", "airflow-jobs", "airflow-gpu-jobs")
+CREATED = TASK_POD_NAMESPACES
 
 
 @pytest.mark.parametrize("namespace", CREATED)
@@ -23,7 +32,7 @@ def test_release_namespace_is_not_created_by_the_chart(manifests: list[Manifest]
 def test_namespaces_create_false_keeps_the_objects_inside() -> None:
     manifests = render("values.yaml", "--set", "namespaces.create=false")
     assert of_kind(manifests, "Namespace") == []
-    assert find(manifests, "ResourceQuota", f"{RELEASE}-quota", "airflow-jobs")
+    assert find(manifests, "ResourceQuota", f"{RELEASE}-quota", JOBS_NAMESPACE)
 
 
 @pytest.mark.parametrize("namespace", CREATED)
@@ -36,7 +45,7 @@ def test_quota_and_limit_range(manifests: list[Manifest], namespace: str) -> Non
 
 
 def test_gpu_namespace_quota_caps_gpus(manifests: list[Manifest]) -> None:
-    hard = find(manifests, "ResourceQuota", f"{RELEASE}-quota", "airflow-gpu-jobs")["spec"]["hard"]
+    hard = find(manifests, "ResourceQuota", f"{RELEASE}-quota", GPU_JOBS_NAMESPACE)["spec"]["hard"]
     assert "requests.nvidia.com/gpu" in hard
 
 
@@ -57,9 +66,9 @@ def test_workers_reach_execution_api(manifests: list[Manifest]) -> None:
     assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
     namespace_peer = ingress["from"][0]["namespaceSelector"]["matchExpressions"][0]
     assert namespace_peer["key"] == "kubernetes.io/metadata.name"
-    assert set(namespace_peer["values"]) == {NAMESPACE, "airflow-workers"}
+    assert set(namespace_peer["values"]) == {NAMESPACE, WORKER_NAMESPACE}
     # workload namespaces are not among the allowed namespaces
-    assert not {"airflow-jobs", "airflow-gpu-jobs"} & set(namespace_peer["values"])
+    assert not set(WORKLOAD_NAMESPACES) & set(namespace_peer["values"])
 
 
 def test_only_airflow_components_reach_postgres(manifests: list[Manifest]) -> None:
@@ -84,7 +93,7 @@ def test_only_airflow_components_reach_postgres(manifests: list[Manifest]) -> No
 
 
 def test_job_pods_reach_demo_clickhouse(kind_manifests: list[Manifest]) -> None:
-    (ingress,) = _policy(kind_manifests, "clickhouse-ingress", "airflow-jobs")["ingress"]
+    (ingress,) = _policy(kind_manifests, "clickhouse-ingress", CLICKHOUSE_NAMESPACE)["ingress"]
     assert {p["port"] for p in ingress["ports"]} == {9000, 8123}
     assert ingress["from"] == [{"podSelector": {}}]
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.facts import AIRFLOW_POOL, IMAGE_REPOSITORIES, RELEASE
+
 from .rendering import Manifest, pod_specs, pool_placement
 
 LONG_RUNNING = ("Deployment/", "StatefulSet/")
-PLATFORM_IMAGES = tuple(
-    f"airflow-platform/{name}"
-    for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools", "git-server")
-)
+PLATFORM_IMAGES = tuple(IMAGE_REPOSITORIES.values())
 AIRFLOW_DEPLOYMENTS = tuple(
-    f"Deployment/airflow-platform-{component}"
+    f"Deployment/{RELEASE}-{component}"
     for component in ("api-server", "scheduler", "dag-processor", "triggerer")
 )
 
@@ -22,7 +21,7 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_pod_runs_on_the_general_pool(scenario_manifests: list[Manifest]) -> None:
-    tolerations, affinity = pool_placement("general")
+    tolerations, affinity = pool_placement(AIRFLOW_POOL)
     for name, spec in pod_specs(scenario_manifests):
         assert spec["tolerations"] == tolerations, name
         assert spec["affinity"] == affinity, name

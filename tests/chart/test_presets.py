@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from tests.facts import IMAGE_REPOSITORIES, NAMESPACE_OF_POOL, WORKER_NAMESPACE
+
 from .rendering import CHART, NAMESPACE, POOLS, Manifest, pool_placement, presets, render, render_error
 
-WORKERS = "airflow-workers"
-EXPECTED_NAMESPACE = {"general": "airflow-jobs", "ssd": "airflow-jobs", "gpu": "airflow-gpu-jobs"}
+WORKERS = WORKER_NAMESPACE
+EXPECTED_NAMESPACE = NAMESPACE_OF_POOL
 
 
 def test_chart_reads_the_single_pool_definition() -> None:
@@ -45,7 +47,7 @@ def test_presets_shared_contract_sections(kind_manifests: list[Manifest]) -> Non
     assert (defaults["onFinishAction"], defaults["startupTimeoutSeconds"], defaults["imagePullPolicy"]) == (
         "delete_pod", 600, "IfNotPresent",
     )  # fmt: skip
-    assert document["images"]["clickhouseTools"].rsplit(":", 1)[0] == "airflow-platform/clickhouse-tools"
+    assert document["images"]["clickhouseTools"].rsplit(":", 1)[0] == IMAGE_REPOSITORIES["clickhouse-tools"]
     sync = document["clickhouseSync"]
     assert sync["profiles"]["demo-source"] == {
         "host": "clickhouse-source", "port": 9000, "user": "default", "secretName": "clickhouse-credentials",
@@ -64,7 +66,7 @@ def test_presets_follow_the_image_settings() -> None:
                               "--set", "images.tag=0.1.0-abc"))  # fmt: skip
     assert (
         document["images"]["clickhouseTools"]
-        == "registry.example.com/airflow-platform/clickhouse-tools:0.1.0-abc"
+        == f"registry.example.com/{IMAGE_REPOSITORIES['clickhouse-tools']}:0.1.0-abc"
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.facts import WORKER_NAMESPACE, WORKLOAD_NAMESPACES
+
 from .rendering import NAMESPACE, RELEASE, Manifest, find, of_kind
 
-WORKERS = "airflow-workers"
-WORKLOAD_NAMESPACES = ("airflow-jobs", "airflow-gpu-jobs")
+WORKERS = WORKER_NAMESPACE
 LAUNCH = ["create", "get", "list", "watch", "patch", "delete"]
 
 

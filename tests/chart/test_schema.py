@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.facts import RELEASE
+
 from .rendering import CHART, POOLS, find, render, render_error
 
 # (id, helm arguments, text the error must contain: the offending key's path)
@@ -131,6 +133,6 @@ def test_kubernetes_passthrough_objects_stay_open() -> None:
         "--set-json", f"airflow.env={env}",
         "--set-json", f"airflow.scheduler.resources={resources}",
     )  # fmt: skip
-    scheduler = find(manifests, "Deployment", "airflow-platform-scheduler")
+    scheduler = find(manifests, "Deployment", f"{RELEASE}-scheduler")
     env_names = [e["name"] for e in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert "TEAM_TOKEN" in env_names

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from tests.facts import CLICKHOUSE_NAMESPACE
+
 from .fake_kube_api import fake_kube_api
 from .rendering import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind, pod_specs, render
 
@@ -21,7 +23,7 @@ GENERATED = {
         (NAMESPACE, f"{RELEASE}-{name}")
         for name in ("fernet-key", "jwt-secret", "api-secret-key", "admin", "postgres", "git-server")
     ),
-    ("airflow-jobs", "clickhouse-credentials"),
+    (CLICKHOUSE_NAMESPACE, "clickhouse-credentials"),
 }
 SECRET_LIKE_ENV = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|CONN", re.IGNORECASE)
 
@@ -113,7 +115,7 @@ def test_generated_keys_are_usable(kind_manifests: list[Manifest]) -> None:
     password = value(f"{RELEASE}-postgres", "password")
     assert f":{password}@{RELEASE}-postgres." in value(f"{RELEASE}-postgres", "connection")
     for side in ("source", "destination"):
-        assert len(value("clickhouse-credentials", f"{side}-password", "airflow-jobs")) >= 16
+        assert len(value("clickhouse-credentials", f"{side}-password", CLICKHOUSE_NAMESPACE)) >= 16
 
 
 def _secret_values(manifests: list[Manifest]) -> set[str]:
@@ -214,7 +216,7 @@ def test_user_provided_secrets_replace_generated_ones() -> None:
 
 @pytest.mark.parametrize("side", ["source", "destination"])
 def test_clickhouse_servers_read_password_from_secret(kind_manifests: list[Manifest], side: str) -> None:
-    spec = find(kind_manifests, "Deployment", f"clickhouse-{side}", "airflow-jobs")["spec"]["template"][
+    spec = find(kind_manifests, "Deployment", f"clickhouse-{side}", CLICKHOUSE_NAMESPACE)["spec"]["template"][
         "spec"
     ]
     env = dict(_env(spec))
