@@ -28,7 +28,7 @@ def test_required_airflow_cfg(manifests: list[Manifest]) -> None:
     cfg = airflow_cfg(manifests)
     assert cfg["core"]["executor"] == "KubernetesExecutor"
     assert cfg["core"]["execution_api_server_url"] == (
-        "http://airflow-platform-api-server.airflow.svc.cluster.local:8080/execution/"
+        f"http://{RELEASE}-api-server.{NAMESPACE}.svc.cluster.local:8080/execution/"
     )
     assert cfg["core"]["dags_folder"] == "/opt/airflow/dags"
     assert cfg["core"]["load_examples"] == "False"

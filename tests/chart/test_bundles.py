@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.facts import WORKER_NAMESPACE
+
 from .rendering import (
     NAMESPACE,
     RELEASE,
@@ -21,7 +23,7 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = "airflow-workers"
+WORKERS = WORKER_NAMESPACE
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 GIT_BUNDLE = "airflow_platform_pools.bundles.GitDagBundle"
 TOKEN_BUNDLE = {

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from tests.facts import WORKER_NAMESPACE, WORKLOAD_NAMESPACES
+
 from .rendering import (
     NAMESPACE,
     RELEASE,
@@ -20,7 +22,7 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = "airflow-workers"
+WORKERS = WORKER_NAMESPACE
 CONN_ENV = "AIRFLOW_CONN_AIRFLOW_PLATFORM_LOGS"
 REMOTE = "airflow.logs.remote"
 # Remote logging to an S3-compatible store with static credentials from a Secret.
@@ -272,7 +274,7 @@ def test_invalid_housekeeping_values_are_rejected(args: list[str], expected: str
 def test_orphan_reaper_may_only_list_and_delete_pods_in_workload_namespaces() -> None:
     manifests = render("values.yaml")
     name = f"{RELEASE}-orphan-reaper"
-    workloads = ["airflow-jobs", "airflow-gpu-jobs"]
+    workloads = list(WORKLOAD_NAMESPACES)
     roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["name"] == name]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(workloads)
     for role in roles:

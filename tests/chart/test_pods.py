@@ -77,14 +77,14 @@ def test_component_probes(scenario_manifests: list[Manifest]) -> None:
     probes = {
         name: spec["containers"][0]["livenessProbe"]
         for name, spec in pod_specs(scenario_manifests)
-        if name.startswith("Deployment/airflow-platform-")
+        if name.startswith(f"Deployment/{RELEASE}-")
     }
-    api_probe = probes["Deployment/airflow-platform-api-server"]["exec"]["command"]
+    api_probe = probes[f"Deployment/{RELEASE}-api-server"]["exec"]["command"]
     assert "http://127.0.0.1:8080/api/v2/monitor/health" in api_probe[-1]
     for component, job_type in (
         ("scheduler", "SchedulerJob"), ("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob"),
     ):  # fmt: skip
-        command = probes[f"Deployment/airflow-platform-{component}"]["exec"]["command"]
+        command = probes[f"Deployment/{RELEASE}-{component}"]["exec"]["command"]
         assert command[:3] == ["airflow", "jobs", "check"] and job_type in command
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.facts import IMAGE_REPOSITORIES, NAMESPACE_OF_POOL, WORKER_NAMESPACE
+from tests.facts import IMAGE_REPOSITORIES, NAMESPACE_OF_POOL, RELEASE, WORKER_NAMESPACE
 
 from .rendering import CHART, NAMESPACE, POOLS, Manifest, pool_placement, presets, render, render_error
 
@@ -58,7 +58,7 @@ def test_presets_shared_contract_sections(kind_manifests: list[Manifest]) -> Non
     assert sync["destination"] == {"profile": "demo-destination", "database": "demo_copy"}
     assert sync["skipPatterns"] == ["copy", "test", "backup", "dict"]
     assert (sync["executeQueryOn"], sync["strategy"]) == ("source", "recreate")
-    assert sync["clientConfigMap"] == "airflow-platform-clickhouse-client"
+    assert sync["clientConfigMap"] == f"{RELEASE}-clickhouse-client"
 
 
 def test_presets_follow_the_image_settings() -> None:

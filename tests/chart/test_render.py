@@ -8,6 +8,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.facts import RELEASE
+
 from .rendering import CHART, ROOT, SCENARIOS, Manifest, helm, of_kind, pod_specs
 
 KUBERNETES_VERSION = next(
@@ -78,5 +80,5 @@ def test_every_resource_carries_recommended_labels(scenario_manifests: list[Mani
 def test_pods_are_found(manifests: list[Manifest]) -> None:
     names = {name for name, _ in pod_specs(manifests)}
     for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        assert f"Deployment/airflow-platform-{component}" in names
+        assert f"Deployment/{RELEASE}-{component}" in names
     assert "executor-pod-template" in names
