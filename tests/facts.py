@@ -18,7 +18,7 @@ PLATFORM_NAMESPACES = config.platform_namespaces()
 NAMESPACE_OF_POOL = config.namespace_of_pool()
 JOBS_NAMESPACE = NAMESPACE_OF_POOL["general"]  # ordinary job pods
 GPU_JOBS_NAMESPACE = NAMESPACE_OF_POOL["gpu"]
-CLICKHOUSE_NAMESPACE = WORKLOAD_NAMESPACES[0]  # the demo ClickHouse pair (chart: ap.clickhouseNamespace)
+CLICKHOUSE_NAMESPACE = WORKLOAD_NAMESPACES[0]  # the demo ClickHouse pair (chart: ap.clickhouse.namespace)
 
 POOLS = config.node_pools()  # node-pools/pools.yaml
 POOL_LABEL = POOLS["poolLabelKey"]

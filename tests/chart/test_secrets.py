@@ -100,7 +100,7 @@ def test_templates_look_existing_secrets_up() -> None:
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     assert 'lookup "v1" "Secret"' in helpers
     for template in ("secrets/airflow-keys.yaml", "database/secret.yaml", "clickhouse/secret.yaml"):
-        assert "ap.keptSecretValue" in (CHART / "templates" / template).read_text(), template
+        assert "ap.secrets.keptValue" in (CHART / "templates" / template).read_text(), template
 
 
 def test_generated_keys_are_usable(kind_manifests: list[Manifest]) -> None:

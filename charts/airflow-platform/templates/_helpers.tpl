@@ -8,7 +8,7 @@ Templates that take arguments receive a dict with the root context as "ctx".
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
-{{- define "ap.workersNamespace" -}}
+{{- define "ap.workers.namespace" -}}
 {{- .Values.namespaces.workers.name -}}
 {{- end -}}
 
@@ -115,7 +115,7 @@ seccompProfile:
 {{- end -}}
 
 {{/* The node-pool definition (node-pools/pools.yaml through the files/ symlink). */}}
-{{- define "ap.poolsFile" -}}
+{{- define "ap.pools.file" -}}
 {{- $raw := .Files.Get "files/node-pools.yaml" -}}
 {{- if not $raw -}}
 {{- fail "files/node-pools.yaml is missing: it must be a symlink to node-pools/pools.yaml" -}}
@@ -124,8 +124,8 @@ seccompProfile:
 {{- end -}}
 
 {{/* One pool as JSON. Args: ctx, pool. Fails with the key that named an unknown pool. */}}
-{{- define "ap.pool" -}}
-{{- $pools := (include "ap.poolsFile" .ctx | fromYaml).pools -}}
+{{- define "ap.pools.pool" -}}
+{{- $pools := (include "ap.pools.file" .ctx | fromYaml).pools -}}
 {{- if not (hasKey $pools .pool) -}}
 {{- fail (printf "%s: unknown node pool %q (node-pools/pools.yaml defines %s)" (.key | default "pool") .pool (keys $pools | sortAlpha | join ", ")) -}}
 {{- end -}}
@@ -133,8 +133,8 @@ seccompProfile:
 {{- end -}}
 
 {{/* Tolerations of a pool's taints. Args: ctx, pool. Output: JSON list. */}}
-{{- define "ap.poolTolerations" -}}
-{{- $pool := include "ap.pool" . | fromJson -}}
+{{- define "ap.pools.tolerations" -}}
+{{- $pool := include "ap.pools.pool" . | fromJson -}}
 {{- $tolerations := list -}}
 {{- range $pool.taints -}}
 {{- $tolerations = append $tolerations (dict "key" .key "operator" "Equal" "value" (toString .value) "effect" .effect) -}}
@@ -143,8 +143,8 @@ seccompProfile:
 {{- end -}}
 
 {{/* Required node affinity on every label of a pool. Args: ctx, pool. Output: JSON object. */}}
-{{- define "ap.poolAffinity" -}}
-{{- $pool := include "ap.pool" . | fromJson -}}
+{{- define "ap.pools.affinity" -}}
+{{- $pool := include "ap.pools.pool" . | fromJson -}}
 {{- $expressions := list -}}
 {{- range $key, $value := $pool.labels -}}
 {{- $expressions = append $expressions (dict "key" $key "operator" "In" "values" (list (toString $value))) -}}
@@ -154,15 +154,15 @@ seccompProfile:
 {{- end -}}
 
 {{/* Pod spec lines placing a pod on a pool. Args: ctx, pool, key (values key, for errors). */}}
-{{- define "ap.podPlacement" -}}
+{{- define "ap.pools.placement" -}}
 tolerations:
-{{- include "ap.poolTolerations" . | fromJsonArray | toYaml | nindent 2 }}
+{{- include "ap.pools.tolerations" . | fromJsonArray | toYaml | nindent 2 }}
 affinity:
-{{- include "ap.poolAffinity" . | fromJson | toYaml | nindent 2 }}
+{{- include "ap.pools.affinity" . | fromJson | toYaml | nindent 2 }}
 {{- end -}}
 
 {{/* Namespace of a pool's job pods (first workload namespace that lists it). Args: ctx, pool. */}}
-{{- define "ap.poolNamespace" -}}
+{{- define "ap.pools.namespace" -}}
 {{- $found := "" -}}
 {{- range .ctx.Values.namespaces.workloads -}}
 {{- if and (not $found) (has $.pool .pools) -}}
@@ -176,16 +176,16 @@ affinity:
 {{- end -}}
 
 {{/* Names of the Airflow Secrets and their keys (generated or user-provided). Args: ctx, name. */}}
-{{- define "ap.secretName" -}}
+{{- define "ap.secrets.name" -}}
 {{- $secret := index .ctx.Values.secrets .name -}}
 {{- $secret.existingSecret | default (printf "%s-%s" (include "ap.fullname" .ctx) (.name | kebabcase)) -}}
 {{- end -}}
 
-{{- define "ap.adminSecretName" -}}
+{{- define "ap.secrets.adminName" -}}
 {{- .Values.secrets.adminPassword.existingSecret | default (printf "%s-admin" (include "ap.fullname" .)) -}}
 {{- end -}}
 
-{{- define "ap.databaseSecretName" -}}
+{{- define "ap.database.secretName" -}}
 {{- if .Values.postgres.enabled -}}
 {{- printf "%s-postgres" (include "ap.fullname" .) -}}
 {{- else -}}
@@ -193,7 +193,7 @@ affinity:
 {{- end -}}
 {{- end -}}
 
-{{- define "ap.databaseSecretKey" -}}
+{{- define "ap.database.secretKey" -}}
 {{- if .Values.postgres.enabled -}}connection{{- else -}}{{ .Values.externalDatabase.secretKey }}{{- end -}}
 {{- end -}}
 
@@ -202,7 +202,7 @@ A value of an existing Secret, or a new random one. On upgrade the chart looks t
 its value, so generated keys never change (helm template has no cluster: it always generates).
 Args: ctx, namespace, name, key, generate (the random value to use when nothing exists). Output: base64.
 */}}
-{{- define "ap.keptSecretValue" -}}
+{{- define "ap.secrets.keptValue" -}}
 {{- $existing := lookup "v1" "Secret" .namespace .name -}}
 {{- $data := dig "data" (dict) ($existing | default dict) -}}
 {{- if hasKey $data .key -}}
@@ -213,46 +213,46 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- end -}}
 
 {{/* Environment of every Airflow control-plane container: secrets only through secretKeyRef. */}}
-{{- define "ap.airflowSecretEnv" -}}
+{{- define "ap.airflow.secretEnv" -}}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.databaseSecretName" . }}
-      key: {{ include "ap.databaseSecretKey" . }}
+      name: {{ include "ap.database.secretName" . }}
+      key: {{ include "ap.database.secretKey" . }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secretName" (dict "ctx" . "name" "fernetKey") }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "fernetKey") }}
       key: {{ .Values.secrets.fernetKey.key }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secretName" (dict "ctx" . "name" "jwtSecret") }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "jwtSecret") }}
       key: {{ .Values.secrets.jwtSecret.key }}
 - name: AIRFLOW__API__SECRET_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secretName" (dict "ctx" . "name" "apiSecretKey") }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "apiSecretKey") }}
       key: {{ .Values.secrets.apiSecretKey.key }}
 {{- end -}}
 
 {{/* Environment every Airflow container shares (control plane and worker pods). */}}
-{{- define "ap.airflowCommonEnv" -}}
+{{- define "ap.airflow.commonEnv" -}}
 - name: AIRFLOW_HOME
   value: /opt/airflow
 - name: AIRFLOW_PLATFORM_PRESETS
   value: /opt/airflow/platform/presets.json
 - name: PYTHONDONTWRITEBYTECODE
   value: "1"
-{{- include "ap.remoteLogsEnv" . }}
-{{- include "ap.metricsEnv" . }}
+{{- include "ap.remoteLogs.env" . }}
+{{- include "ap.metrics.env" . }}
 {{- with .Values.airflow.env }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
 
 {{/* Volume mounts every Airflow container shares. */}}
-{{- define "ap.airflowVolumeMounts" -}}
+{{- define "ap.airflow.volumeMounts" -}}
 - name: config
   mountPath: /opt/airflow/airflow.cfg
   subPath: airflow.cfg
@@ -270,7 +270,7 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- end -}}
 
 {{/* Volumes every Airflow pod shares (ConfigMaps exist in the control-plane and worker namespaces). */}}
-{{- define "ap.airflowVolumes" -}}
+{{- define "ap.airflow.volumes" -}}
 - name: config
   configMap:
     name: {{ include "ap.fullname" . }}-config
@@ -290,16 +290,16 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- end -}}
 
 {{/* Init container: wait until `airflow db migrate` (the migration Job) has finished. */}}
-{{- define "ap.waitForMigrations" -}}
+{{- define "ap.airflow.waitForMigrations" -}}
 - name: wait-for-migrations
   image: {{ include "ap.image" (dict "ctx" . "image" "airflow") }}
   imagePullPolicy: {{ .Values.images.pullPolicy }}
   command: [airflow, db, check-migrations, --migration-wait-timeout, {{ .Values.airflow.migrationWaitTimeout | quote }}]
   env:
-    {{- include "ap.airflowCommonEnv" . | nindent 4 }}
-    {{- include "ap.airflowSecretEnv" . | nindent 4 }}
+    {{- include "ap.airflow.commonEnv" . | nindent 4 }}
+    {{- include "ap.airflow.secretEnv" . | nindent 4 }}
   volumeMounts:
-    {{- include "ap.airflowVolumeMounts" . | nindent 4 }}
+    {{- include "ap.airflow.volumeMounts" . | nindent 4 }}
   resources:
     requests: {cpu: 50m, memory: 256Mi}
     limits: {cpu: 500m, memory: 768Mi}
@@ -308,28 +308,28 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- end -}}
 
 {{/* Pod annotations that roll the pods when their configuration changes. */}}
-{{- define "ap.airflowPodAnnotations" -}}
+{{- define "ap.airflow.podAnnotations" -}}
 checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum }}
 checksum/presets: {{ include (print .Template.BasePath "/pools/presets.yaml") . | sha256sum }}
 {{- if .Values.airflow.logs.remote.enabled }}
-checksum/remote-logs: {{ include "ap.remoteLogsConnection" . | sha256sum }}
+checksum/remote-logs: {{ include "ap.remoteLogs.connection" . | sha256sum }}
 {{- end }}
 {{- end -}}
 
 {{/* Namespace of the demo ClickHouse pair: the first workload namespace. */}}
-{{- define "ap.clickhouseNamespace" -}}
+{{- define "ap.clickhouse.namespace" -}}
 {{- (first .Values.namespaces.workloads).name -}}
 {{- end -}}
 
 {{/* ---- Operations (issue 15): remote logs, metrics, housekeeping ---- */}}
 
-{{/* Airflow connection id of the remote log store (defined by the env var ap.remoteLogsEnv sets). */}}
-{{- define "ap.remoteLogsConnId" -}}
+{{/* Airflow connection id of the remote log store (defined by the env var ap.remoteLogs.env sets). */}}
+{{- define "ap.remoteLogs.connId" -}}
 airflow_platform_logs
 {{- end -}}
 
 {{/* s3://bucket/prefix of the remote task logs. Fails when remote logging is on without a bucket. */}}
-{{- define "ap.remoteLogsFolder" -}}
+{{- define "ap.remoteLogs.folder" -}}
 {{- $remote := .Values.airflow.logs.remote -}}
 {{- if not $remote.bucket -}}
 {{- fail "airflow.logs.remote.bucket: required when airflow.logs.remote.enabled is true" -}}
@@ -338,7 +338,7 @@ airflow_platform_logs
 {{- end -}}
 
 {{/* The remote-log connection as Airflow JSON (no secret in it; the keys come as AWS_* env). */}}
-{{- define "ap.remoteLogsConnection" -}}
+{{- define "ap.remoteLogs.connection" -}}
 {{- $remote := .Values.airflow.logs.remote -}}
 {{- $extra := dict "region_name" $remote.region -}}
 {{- with $remote.endpointUrl -}}
@@ -350,7 +350,7 @@ airflow_platform_logs
 {{- dict "conn_type" "aws" "extra" $extra | toJson -}}
 {{- end -}}
 
-{{- define "ap.remoteLogsSecretName" -}}
+{{- define "ap.remoteLogs.secretName" -}}
 {{- printf "%s-remote-logs" (include "ap.fullname" .) -}}
 {{- end -}}
 
@@ -359,13 +359,13 @@ Environment for remote logging: the connection (from the chart's Secret <release
 every AIRFLOW_CONN_*) and, when a credentials Secret is named, the static keys the AWS SDK reads.
 Without one the SDK's default chain (a cloud workload identity) applies.
 */}}
-{{- define "ap.remoteLogsEnv" -}}
+{{- define "ap.remoteLogs.env" -}}
 {{- $remote := .Values.airflow.logs.remote -}}
 {{- if $remote.enabled }}
-- name: AIRFLOW_CONN_{{ include "ap.remoteLogsConnId" . | upper }}
+- name: AIRFLOW_CONN_{{ include "ap.remoteLogs.connId" . | upper }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.remoteLogsSecretName" . }}
+      name: {{ include "ap.remoteLogs.secretName" . }}
       key: connection
 {{- with $remote.credentials.existingSecret }}
 - name: AWS_ACCESS_KEY_ID
@@ -383,14 +383,14 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 {{- end -}}
 
 {{/* airflow.cfg sections the ops features set (merged over airflow.config). Output: YAML map. */}}
-{{- define "ap.featureConfig" -}}
+{{- define "ap.airflow.featureConfig" -}}
 {{- $config := dict -}}
 {{- $remote := .Values.airflow.logs.remote -}}
 {{- if $remote.enabled -}}
 {{- $_ := set $config "logging" (dict
   "remote_logging" "True"
-  "remote_base_log_folder" (include "ap.remoteLogsFolder" .)
-  "remote_log_conn_id" (include "ap.remoteLogsConnId" .)
+  "remote_base_log_folder" (include "ap.remoteLogs.folder" .)
+  "remote_log_conn_id" (include "ap.remoteLogs.connId" .)
   "delete_local_logs" (ternary "True" "False" $remote.deleteLocalCopy)) -}}
 {{- end -}}
 {{- if .Values.metrics.enabled -}}
@@ -403,7 +403,7 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 OpenTelemetry metrics export (standard OTEL_* variables, which Airflow prefers over [metrics] otel_host).
 Each pod is its own instance (service.instance.id = pod name), so replicas never overwrite each other.
 */}}
-{{- define "ap.metricsEnv" -}}
+{{- define "ap.metrics.env" -}}
 {{- if .Values.metrics.enabled }}
 - name: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
   value: {{ .Values.metrics.otlpEndpoint | quote }}
@@ -426,7 +426,7 @@ Each pod is its own instance (service.instance.id = pod name), so replicas never
 Command of the db-clean CronJob (also run by the tests against a real metadata database). Reads
 RETENTION_DAYS (integer, schema-checked) and CLEAN_TABLES (comma-separated, "" = all) from the env.
 */}}
-{{- define "ap.dbCleanCommand" -}}
+{{- define "ap.housekeeping.dbCleanCommand" -}}
 - bash
 - -c
 - |

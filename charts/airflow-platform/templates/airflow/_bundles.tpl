@@ -11,16 +11,16 @@ Where credentials go:
 A missing Secret or key (optional refs) fails that bundle only, never the pods.
 */}}
 
-{{- define "ap.bundleConnId" -}}
+{{- define "ap.bundles.connId" -}}
 git_{{ .name | replace "-" "_" }}
 {{- end -}}
 
-{{- define "ap.bundleCredentialsDir" -}}
+{{- define "ap.bundles.credentialsDir" -}}
 /opt/airflow/git-credentials/{{ .name }}
 {{- end -}}
 
 {{/* Fails with the values key of the first bundle setting that cannot work. */}}
-{{- define "ap.validateBundles" -}}
+{{- define "ap.bundles.validate" -}}
 {{- $dags := .Values.dags -}}
 {{- $names := dict -}}
 {{- $connIds := dict -}}
@@ -33,7 +33,7 @@ git_{{ .name | replace "-" "_" }}
 {{- fail (printf "%s.name: bundle name %q is already used by %s" $key $bundle.name (index $names $bundle.name)) -}}
 {{- end -}}
 {{- $_ := set $names $bundle.name (printf "%s.name" $key) -}}
-{{- $connId := include "ap.bundleConnId" $bundle -}}
+{{- $connId := include "ap.bundles.connId" $bundle -}}
 {{- if hasKey $connIds $connId -}}
 {{- fail (printf "%s.name: %q and %s give the same git connection id %q (- and _ are the same there)" $key $bundle.name (index $connIds $connId) $connId) -}}
 {{- end -}}
@@ -69,8 +69,8 @@ git_{{ .name | replace "-" "_" }}
 {{- end -}}
 
 {{/* The value of `[dag_processor] dag_bundle_config_list` (one-line JSON). */}}
-{{- define "ap.bundleConfigList" -}}
-{{- include "ap.validateBundles" . -}}
+{{- define "ap.bundles.configList" -}}
+{{- include "ap.bundles.validate" . -}}
 {{- $list := list -}}
 {{- with .Values.dags.platformBundle -}}
 {{- if .enabled -}}
@@ -89,7 +89,7 @@ git_{{ .name | replace "-" "_" }}
 {{- $_ := set $kwargs "subdir" .subdir -}}
 {{- end -}}
 {{- if .credentials -}}
-{{- $_ := set $kwargs "git_conn_id" (include "ap.bundleConnId" .) -}}
+{{- $_ := set $kwargs "git_conn_id" (include "ap.bundles.connId" .) -}}
 {{- end -}}
 {{- $list = append $list (dict "name" .name "classpath" "airflow_platform_pools.bundles.GitDagBundle" "kwargs" $kwargs) -}}
 {{- end -}}
@@ -100,12 +100,12 @@ git_{{ .name | replace "-" "_" }}
 Env of the git connections. Args: ctx, types (list of credential types whose connections this
 component needs: the dag-processor needs both, the api-server token, the worker pods ssh).
 */}}
-{{- define "ap.bundleCredentialEnv" -}}
+{{- define "ap.bundles.credentialEnv" -}}
 {{- $types := .types -}}
 {{- range .ctx.Values.dags.bundles -}}
 {{- $credentials := .credentials -}}
 {{- if and $credentials (has $credentials.type $types) -}}
-{{- $connId := include "ap.bundleConnId" . -}}
+{{- $connId := include "ap.bundles.connId" . -}}
 {{- $envName := printf "AIRFLOW_CONN_%s" (upper $connId) -}}
 {{- if eq $credentials.type "token" -}}
 {{- $tokenVar := printf "AIRFLOW_PLATFORM_GIT_TOKEN_%s" (upper $connId) }}
@@ -119,7 +119,7 @@ component needs: the dag-processor needs both, the api-server token, the worker 
 - name: {{ $envName }}
   value: {{ dict "conn_type" "git" "host" .url "login" ($credentials.username | default "git") "password" (printf "$(%s)" $tokenVar) | toJson | quote }}
 {{- else }}
-{{- $dir := include "ap.bundleCredentialsDir" . }}
+{{- $dir := include "ap.bundles.credentialsDir" . }}
 - name: {{ $envName }}
   value: {{ dict "conn_type" "git" "host" .url "extra" (dict "key_file" (printf "%s/ssh-privatekey" $dir) "known_hosts_file" (printf "%s/known_hosts" $dir) "strict_host_key_checking" "yes") | toJson | quote }}
 {{- end -}}
@@ -128,18 +128,18 @@ component needs: the dag-processor needs both, the api-server token, the worker 
 {{- end -}}
 
 {{/* Volume mounts of the SSH keys (dag-processor and worker pods). */}}
-{{- define "ap.bundleCredentialVolumeMounts" -}}
+{{- define "ap.bundles.credentialVolumeMounts" -}}
 {{- range .Values.dags.bundles -}}
 {{- if and .credentials (eq .credentials.type "ssh") }}
 - name: git-{{ .name | replace "_" "-" }}
-  mountPath: {{ include "ap.bundleCredentialsDir" . }}
+  mountPath: {{ include "ap.bundles.credentialsDir" . }}
   readOnly: true
 {{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{/* Secret volumes of the SSH keys: files ssh-privatekey and known_hosts, readable by group 0 only. */}}
-{{- define "ap.bundleCredentialVolumes" -}}
+{{- define "ap.bundles.credentialVolumes" -}}
 {{- range .Values.dags.bundles -}}
 {{- if and .credentials (eq .credentials.type "ssh") }}
 - name: git-{{ .name | replace "_" "-" }}

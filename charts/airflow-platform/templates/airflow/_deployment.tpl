@@ -4,7 +4,7 @@ Args: ctx, component, settings (the component's values), command (list), automou
 probes (map), ports, extraInitContainers, extraEnv, extraVolumeMounts, extraVolumes (lists, optional;
 a YAML string from a helper is accepted too, see ap.asYaml).
 */}}
-{{- define "ap.airflowDeployment" -}}
+{{- define "ap.airflow.deployment" -}}
 {{- $ctx := .ctx -}}
 {{- $fullname := include "ap.fullname" $ctx -}}
 {{- $labelArgs := dict "ctx" $ctx "component" .component -}}
@@ -26,7 +26,7 @@ spec:
       labels:
         {{- include "ap.labels" $labelArgs | nindent 8 }}
       annotations:
-        {{- include "ap.airflowPodAnnotations" $ctx | nindent 8 }}
+        {{- include "ap.airflow.podAnnotations" $ctx | nindent 8 }}
     spec:
       serviceAccountName: {{ include "ap.airflow.serviceAccountName" $labelArgs }}
       automountServiceAccountToken: {{ .automountToken }}
@@ -34,9 +34,9 @@ spec:
       {{- include "ap.imagePullSecrets" $ctx | nindent 6 }}
       securityContext:
         {{- include "ap.podSecurityContext" (dict "ctx" $ctx "uid" 50000) | nindent 8 }}
-      {{- include "ap.podPlacement" (dict "ctx" $ctx "pool" $ctx.Values.nodePools.airflow "key" "nodePools.airflow") | nindent 6 }}
+      {{- include "ap.pools.placement" (dict "ctx" $ctx "pool" $ctx.Values.nodePools.airflow "key" "nodePools.airflow") | nindent 6 }}
       initContainers:
-        {{- include "ap.waitForMigrations" $ctx | nindent 8 }}
+        {{- include "ap.airflow.waitForMigrations" $ctx | nindent 8 }}
         {{- with .extraInitContainers }}
         {{- include "ap.asYaml" . | nindent 8 }}
         {{- end }}
@@ -47,8 +47,8 @@ spec:
           command:
             {{- toYaml .command | nindent 12 }}
           env:
-            {{- include "ap.airflowCommonEnv" $ctx | nindent 12 }}
-            {{- include "ap.airflowSecretEnv" $ctx | nindent 12 }}
+            {{- include "ap.airflow.commonEnv" $ctx | nindent 12 }}
+            {{- include "ap.airflow.secretEnv" $ctx | nindent 12 }}
             {{- with .extraEnv }}
             {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
@@ -62,12 +62,12 @@ spec:
           securityContext:
             {{- include "ap.containerSecurityContext" (dict "readOnly" $ctx.Values.airflow.readOnlyRootFilesystem) | nindent 12 }}
           volumeMounts:
-            {{- include "ap.airflowVolumeMounts" $ctx | nindent 12 }}
+            {{- include "ap.airflow.volumeMounts" $ctx | nindent 12 }}
             {{- with .extraVolumeMounts }}
             {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
       volumes:
-        {{- include "ap.airflowVolumes" $ctx | nindent 8 }}
+        {{- include "ap.airflow.volumes" $ctx | nindent 8 }}
         {{- with .extraVolumes }}
         {{- include "ap.asYaml" . | nindent 8 }}
         {{- end }}
@@ -89,7 +89,7 @@ spec:
 {{- end -}}
 
 {{/* Liveness/readiness probes from `airflow jobs check` for a job type. Args: jobType. */}}
-{{- define "ap.jobCheckProbes" -}}
+{{- define "ap.airflow.jobCheckProbes" -}}
 startupProbe:
   exec:
     command: [airflow, jobs, check, --job-type, {{ .jobType }}, --local]
