@@ -94,6 +94,10 @@ e2e: venv ## make up, then every test that needs the cluster and Docker; diagnos
 bench: venv test-deps ## Benchmarks (print their figures)
 	$(PY) -m tests.bench
 
+.PHONY: report
+report: venv ## HTML page with the last make up / make e2e figures (.cache/report/index.html)
+	$(PY) -m scripts report
+
 clean: down ## Remove the cluster, every cache and every image the project made
 	rm -rf .cache .tools .venv
 	docker images -q 'airflow-platform/*' | sort -u | xargs -r docker rmi -f

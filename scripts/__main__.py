@@ -9,6 +9,7 @@ images push REGISTRY        tag and push every image to REGISTRY (e.g. registry.
 images lock                 regenerate images/airflow/constraints.txt in the image's Python
 images tag | images refs    print the tag every image carries / every image reference
 diagnostics [--reason TEXT] collect cluster, Helm and Airflow state into .cache/artifacts/
+report                      .cache/report/index.html: charts of .cache/timings.json (make report)
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "kind-config": step("cluster", "print_config"),
     "images": images_command,
     "diagnostics": diagnostics_command,
+    "report": step("report", "main"),
 }
 
 

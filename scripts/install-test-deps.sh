@@ -3,7 +3,8 @@
 # processes on loopback, so the packaged services are not started or enabled here).
 set -euo pipefail
 
-readonly PACKAGES=(clickhouse-server clickhouse-client postgresql jq)
+# chromium: renders the `make report` page in a test (tests/ops/test_report.py).
+readonly PACKAGES=(clickhouse-server clickhouse-client postgresql jq chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
