@@ -28,6 +28,7 @@ from airflow_client.client.exceptions import ApiException
 from tests.chart.rendering import presets as chart_presets
 from tests.chart.rendering import render
 from tests.clickhouse.servers import free_port
+from tests.facts import CLICKHOUSE_NAMESPACE
 
 from .conftest import DAGS
 from .live_airflow import LiveAirflow, airflow_processes, postgres_server, wait_until
@@ -36,9 +37,9 @@ SYNC_DAG = "clickhouse_db_sync"
 RECIPIENT = "data-platform@example.com"
 # The source server under other names: each must be refused as a destination of the same database.
 SOURCE_ALIASES = {
-    "source-fqdn": "clickhouse-source.airflow-jobs.svc.cluster.local",
+    "source-fqdn": f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc.cluster.local",
     "source-upper": "CLICKHOUSE-SOURCE",
-    "source-namespaced": "clickhouse-source.airflow-jobs",
+    "source-namespaced": f"clickhouse-source.{CLICKHOUSE_NAMESPACE}",
 }
 INJECTIONS = ("$(cat /proc/self/environ)", "demo; DROP DATABASE demo", "`id`", "a b", "--help", "")
 PARAMS = ("source_profile", "source_db", "destination_profile", "destination_db", "strategy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chart.rendering import find, of_kind, presets, render, render_error
+from tests.facts import RELEASE, WORKLOAD_NAMESPACES
 
 PROFILE = "presets.clickhouseSync.profiles.demo-source"
 SYNC = "/presets/clickhouseSync"
@@ -37,8 +38,8 @@ def test_bad_sync_settings_fail_at_install_naming_the_key(values: list[str], mes
 
 def test_client_configs_exist_in_every_workload_namespace() -> None:
     manifests = render("values.yaml")
-    for namespace in ("airflow-jobs", "airflow-gpu-jobs"):
-        data = find(manifests, "ConfigMap", "airflow-platform-clickhouse-client", namespace)["data"]
+    for namespace in WORKLOAD_NAMESPACES:
+        data = find(manifests, "ConfigMap", f"{RELEASE}-clickhouse-client", namespace)["data"]
         assert set(data) == {"plain.xml", "tls-verify.xml", "tls-no-verify.xml"}
         assert "<verificationMode>strict</verificationMode>" in data["tls-verify.xml"]
         assert "<verificationMode>none</verificationMode>" in data["tls-no-verify.xml"]
@@ -59,7 +60,7 @@ def test_bootstrap_job_writes_pools_and_smtp_connection_with_the_secret_password
     assert [c["name"] for c in pod["initContainers"]] == ["wait-for-migrations"]
     password = next(env for env in container["env"] if env["name"] == "PLATFORM_SMTP_PASSWORD")
     assert password["valueFrom"]["secretKeyRef"] == {"name": "smtp-login", "key": "password"}
-    policy = find(manifests, "NetworkPolicy", "airflow-platform-postgres-ingress")
+    policy = find(manifests, "NetworkPolicy", f"{RELEASE}-postgres-ingress")
     allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][1]["values"]
     assert "airflow-bootstrap" in allowed
     notifications = presets(manifests)["notifications"]

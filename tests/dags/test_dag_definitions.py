@@ -13,6 +13,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_platform_pools import UnknownPoolError, pod_settings
 from kubernetes.client import models as k8s
 
+from tests.facts import CLICKHOUSE_NAMESPACE
+
 from .conftest import DAGS
 from .rendering import dag_module, rendered_pod, resolve, run_params
 
@@ -29,7 +31,7 @@ PARAMS = ("source_profile", "source_db", "destination_profile", "destination_db"
 INJECTIONS = (
     "$(cat /proc/self/environ)", "$(CLICKHOUSE_PASSWORD)", "`id`", "demo; DROP DATABASE demo", "demo copy",
     "demo\ncopy", "demo`", "demo'", 'demo"', "--query=SELECT 1", "-h", "../etc", "demo$", "", "${HOME}",
-    "clickhouse-source.airflow-jobs.svc.cluster.local", "10.0.0.1",
+    f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc.cluster.local", "10.0.0.1",
 )  # fmt: skip
 
 
@@ -221,7 +223,7 @@ def test_destination_can_never_be_a_system_database(sync_dag: Any, sync: Any, na
     with pytest.raises(ParamValidationError):
         resolve(sync_dag, "destination_db", name)
     with pytest.raises(AirflowFailException, match="system database"):
-        sync.check_run(run_params(sync_dag) | {"destination_db": name}, "airflow-jobs")
+        sync.check_run(run_params(sync_dag) | {"destination_db": name}, CLICKHOUSE_NAMESPACE)
 
 
 def test_databases_that_only_start_like_a_system_one_are_fine(sync_dag: Any) -> None:
@@ -234,10 +236,10 @@ def test_databases_that_only_start_like_a_system_one_are_fine(sync_dag: Any) -> 
     [
         "clickhouse-source",
         "CLICKHOUSE-SOURCE",
-        "Clickhouse-Source.airflow-jobs",
-        "clickhouse-source.airflow-jobs.svc",
-        "clickhouse-source.airflow-jobs.svc.cluster.local",
-        "CLICKHOUSE-SOURCE.AIRFLOW-JOBS.SVC.CLUSTER.LOCAL",
+        f"Clickhouse-Source.{CLICKHOUSE_NAMESPACE}",
+        f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc",
+        f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc.cluster.local",
+        f"CLICKHOUSE-SOURCE.{CLICKHOUSE_NAMESPACE.upper()}.SVC.CLUSTER.LOCAL",
     ],
 )
 def test_same_server_under_another_name_is_refused_before_any_drop(
@@ -255,13 +257,16 @@ def test_same_server_under_another_name_is_refused_before_any_drop(
                                                ("127.0.0.1", "127.1")])  # fmt: skip
 def test_same_server_by_address_is_refused(sync: Any, first: str, second: str) -> None:
     profile = {"port": 9000, "user": "default"}
-    assert sync.same_server({**profile, "host": first}, {**profile, "host": second}, "airflow-jobs")
+    assert sync.same_server({**profile, "host": first}, {**profile, "host": second}, CLICKHOUSE_NAMESPACE)
 
 
 def test_other_servers_or_databases_are_allowed(sync_dag: Any, sync: Any) -> None:
     profile = {"port": 9000}
-    assert not sync.same_server({**profile, "host": "clickhouse-source"},
-                                {**profile, "host": "clickhouse-destination"}, "airflow-jobs")  # fmt: skip
+    source, destination = (
+        {**profile, "host": "clickhouse-source"},
+        {**profile, "host": "clickhouse-destination"},
+    )
+    assert not sync.same_server(source, destination, CLICKHOUSE_NAMESPACE)
     assert not sync.same_server({"port": 9000, "host": "127.0.0.1"}, {"port": 9440, "host": "127.0.0.1"}, "x")
     sync.check_run(run_params(sync_dag) | {"destination_profile": "demo-source", "destination_db": "x"}, "ns")
 
@@ -271,7 +276,7 @@ def test_a_secure_source_profile_is_refused(
 ) -> None:
     monkeypatch.setitem(sync.PROFILES, "demo-source", {**sync.PROFILES["demo-source"], "secure": True})
     with pytest.raises(AirflowFailException, match="uses TLS"):
-        sync.check_run(run_params(sync_dag), "airflow-jobs")
+        sync.check_run(run_params(sync_dag), CLICKHOUSE_NAMESPACE)
 
 
 def test_swap_skips_the_drop_and_create_still_runs(sync_dag: Any) -> None:

@@ -16,6 +16,7 @@ from kubernetes.client import models as k8s
 
 from tests.chart.rendering import presets as chart_presets
 from tests.chart.rendering import render
+from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE, NAMESPACE_OF_POOL
 
 from . import example_presets
 from .conftest import DAGS
@@ -126,10 +127,12 @@ def test_tasks_take_a_slot_of_their_namespaces_airflow_pool(presets: dict) -> No
 
 def test_airflow_pools_mirror_the_namespace_quotas() -> None:
     document = chart_presets(render("values.yaml"))
-    assert document["airflowPools"]["airflow-jobs"]["slots"] == 50
-    assert document["airflowPools"]["airflow-gpu-jobs"]["slots"] == 20
-    configured = chart_presets(render("values.yaml", "--set", "presets.airflowPools.slots.airflow-jobs=7"))
-    assert configured["airflowPools"]["airflow-jobs"]["slots"] == 7
+    assert document["airflowPools"][JOBS_NAMESPACE]["slots"] == 50
+    assert document["airflowPools"][GPU_JOBS_NAMESPACE]["slots"] == 20
+    configured = chart_presets(
+        render("values.yaml", "--set", f"presets.airflowPools.slots.{JOBS_NAMESPACE}=7")
+    )
+    assert configured["airflowPools"][JOBS_NAMESPACE]["slots"] == 7
     disabled = chart_presets(render("values.yaml", "--set", "presets.airflowPools.enabled=false"))
     assert disabled["airflowPools"] == {}
     assert all(pool["airflowPool"] == "" for pool in disabled["pools"].values())
@@ -189,4 +192,4 @@ pytest_plugins = ["airflow_platform_pools.testing"]
 
 def test_the_shipped_pytest_fixture_sets_the_presets(platform_presets: Path) -> None:
     assert platform_presets == example_presets_path()
-    assert pod_settings("general")["namespace"] == "airflow-jobs"
+    assert pod_settings("general")["namespace"] == NAMESPACE_OF_POOL["general"]

@@ -25,11 +25,12 @@ from airflow_platform_pools.testing import restore_presets, use_presets
 from tests.chart.rendering import find, render
 from tests.chart.rendering import presets as chart_presets
 from tests.clickhouse.servers import ServerInfo, clickhouse_pair
+from tests.facts import CLICKHOUSE_NAMESPACE, RELEASE
 
 from .conftest import DAGS
 from .rendering import rendered_pod
 
-CLIENT_CONFIG_MAP = ("ConfigMap", "airflow-platform-clickhouse-client", "airflow-jobs")
+CLIENT_CONFIG_MAP = ("ConfigMap", f"{RELEASE}-clickhouse-client", CLICKHOUSE_NAMESPACE)
 PASSWORDS = {"source-password": "", "destination-password": ""}  # the test servers' default user
 ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 

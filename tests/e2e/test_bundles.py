@@ -22,12 +22,12 @@ import requests
 from kubernetes import client as k8s
 
 from scripts import platform_api
+from tests.facts import NAMESPACE, RELEASE
 
 pytestmark = pytest.mark.cluster
 
-NAMESPACE = "airflow"
-GIT_SECRET = "airflow-platform-git-server"
-GIT_SERVICE = "airflow-platform-git-server"
+GIT_SECRET = f"{RELEASE}-git-server"
+GIT_SERVICE = f"{RELEASE}-git-server"
 BUNDLE = "e2e"
 REFRESH_BUDGET = 180  # seconds: bundle refresh (20 s) + re-parse + the api-server seeing it, with margin
 GATE_VARIABLE = "e2e_bundle_gate"

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client as k8s
 
 from scripts import platform_api
-from tests.facts import WORKER_NAMESPACE
+from tests.facts import NAMESPACE_OF_POOL, WORKER_NAMESPACE
 
 from .conftest import record_timing
 from .test_sync_dag import _databases, _password, _query
@@ -116,7 +116,7 @@ def test_deferrable_migrate_frees_the_worker_pod(airflow_api: Any, core: k8s.Cor
 
     def sample() -> None:
         while not stop.is_set():
-            job, worker = running("airflow-jobs"), running(WORKER_NAMESPACE)
+            job, worker = running(NAMESPACE_OF_POOL["ssd"]), running(WORKER_NAMESPACE)
             seconds["job"] += job
             seconds["worker"] += worker
             seconds["worker_while_job"] += job and worker

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts.config import VERSIONS
-from tests.facts import ROOT
+from tests.facts import RELEASE, ROOT
 from tests.images.conftest import chart_file, docker, run_in, writable_mounts
 
 pytestmark = pytest.mark.docker
@@ -86,9 +86,9 @@ def as_the_chart_runs_it(tmp_path: Path) -> tuple[str, ...]:
     """docker run options that mirror the chart's Airflow pods: read-only image, the rendered airflow.cfg
     and pool presets mounted read-only, logs and /tmp on volumes."""
     config = tmp_path / "airflow.cfg"
-    config.write_text(chart_file("airflow-platform-config", "airflow.cfg"))
+    config.write_text(chart_file(f"{RELEASE}-config", "airflow.cfg"))
     presets = tmp_path / "presets.json"
-    presets.write_text(chart_file("airflow-platform-pool-presets", "presets.json"))
+    presets.write_text(chart_file(f"{RELEASE}-pool-presets", "presets.json"))
     for path in (config, presets):
         path.chmod(0o644)
     return (

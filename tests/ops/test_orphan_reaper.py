@@ -13,6 +13,7 @@ import pytest
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from tests.chart.rendering import CHART
+from tests.facts import JOBS_NAMESPACE
 
 SCRIPT = CHART / "files" / "ops" / "reap_orphans.py"
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def operator_labels(dag_id: str, task_id: str, run_id: str, map_index: int = -1)
 
 
 def pod(labels: dict[str, str], age: timedelta, name: str = "job") -> object:
-    return reaper.JobPod("airflow-jobs", name, labels, NOW - age)
+    return reaper.JobPod(JOBS_NAMESPACE, name, labels, NOW - age)
 
 
 def test_operator_labels_are_sanitized_for_this_run_id() -> None:
@@ -93,7 +94,7 @@ def test_young_pods_and_foreign_pods_are_never_reaped() -> None:
 @pytest.mark.parametrize("minutes", ["0", "-1", "soon"])
 def test_bad_grace_is_refused(minutes: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--namespace", "airflow-jobs", "--grace-minutes", minutes],
+        [sys.executable, str(SCRIPT), "--namespace", JOBS_NAMESPACE, "--grace-minutes", minutes],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
