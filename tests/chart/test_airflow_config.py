@@ -32,8 +32,12 @@ def test_required_airflow_cfg(manifests: list[Manifest]) -> None:
     )
     assert cfg["core"]["dags_folder"] == "/opt/airflow/dags"
     assert cfg["core"]["load_examples"] == "False"
-    assert cfg["core"]["auth_manager"].endswith("SimpleAuthManager")
-    assert cfg["core"]["simple_auth_manager_users"] == "admin:admin"
+    if "fab" in cfg:  # values-production.yaml
+        assert cfg["core"]["auth_manager"].endswith("FabAuthManager")
+        assert "simple_auth_manager_users" not in cfg["core"]
+    else:
+        assert cfg["core"]["auth_manager"].endswith("SimpleAuthManager")
+        assert cfg["core"]["simple_auth_manager_users"] == "admin:admin"
     assert cfg["kubernetes_executor"]["namespace"] == WORKERS
     assert cfg["kubernetes_executor"]["multi_namespace_mode"] == "False"
     assert (

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.facts import AIRFLOW_POOL, IMAGE_REPOSITORIES, RELEASE
-
-from .rendering import Manifest, pod_specs, pool_placement
+from .rendering import Manifest, pod_specs, pool_placement, presets
 
 LONG_RUNNING = ("Deployment/", "StatefulSet/")
-PLATFORM_IMAGES = tuple(IMAGE_REPOSITORIES.values())
+PLATFORM_IMAGES = tuple(
+    f"airflow-platform/{name}"
+    for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools", "git-server")
+)
 AIRFLOW_DEPLOYMENTS = tuple(
-    f"Deployment/{RELEASE}-{component}"
+    f"Deployment/airflow-platform-{component}"
     for component in ("api-server", "scheduler", "dag-processor", "triggerer")
 )
 
@@ -21,8 +22,16 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_pod_runs_on_the_general_pool(scenario_manifests: list[Manifest]) -> None:
-    tolerations, affinity = pool_placement(AIRFLOW_POOL)
+    """Placement equals the `general` pool the chart publishes to DAGs (the file's, or redefined)."""
+    general = presets(scenario_manifests)["pools"]["general"]
     for name, spec in pod_specs(scenario_manifests):
+        assert spec.get("tolerations", []) == general["tolerations"], name
+        assert spec["affinity"]["nodeAffinity"] == general["affinity"]["nodeAffinity"], name
+
+
+def test_kind_pods_run_on_the_files_general_pool(kind_manifests: list[Manifest]) -> None:
+    tolerations, affinity = pool_placement("general")
+    for name, spec in pod_specs(kind_manifests):
         assert spec["tolerations"] == tolerations, name
         assert spec["affinity"] == affinity, name
 
@@ -77,14 +86,14 @@ def test_component_probes(scenario_manifests: list[Manifest]) -> None:
     probes = {
         name: spec["containers"][0]["livenessProbe"]
         for name, spec in pod_specs(scenario_manifests)
-        if name.startswith(f"Deployment/{RELEASE}-")
+        if name.startswith("Deployment/airflow-platform-")
     }
-    api_probe = probes[f"Deployment/{RELEASE}-api-server"]["exec"]["command"]
+    api_probe = probes["Deployment/airflow-platform-api-server"]["exec"]["command"]
     assert "http://127.0.0.1:8080/api/v2/monitor/health" in api_probe[-1]
     for component, job_type in (
         ("scheduler", "SchedulerJob"), ("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob"),
     ):  # fmt: skip
-        command = probes[f"Deployment/{RELEASE}-{component}"]["exec"]["command"]
+        command = probes[f"Deployment/airflow-platform-{component}"]["exec"]["command"]
         assert command[:3] == ["airflow", "jobs", "check"] and job_type in command
 
 

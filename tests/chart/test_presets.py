@@ -20,8 +20,10 @@ def test_chart_reads_the_single_pool_definition() -> None:
     assert link.resolve() == (CHART.parents[1] / "node-pools" / "pools.yaml").resolve()
 
 
-def test_presets_equal_node_pools_file(manifests: list[Manifest]) -> None:
-    pools = presets(manifests)["pools"]
+@pytest.mark.parametrize("values_file", ["values.yaml", "values-kind.yaml"])
+def test_presets_equal_node_pools_file(values_file: str) -> None:
+    """Without nodePools.definitions the presets are the file's pools (values-production redefines them)."""
+    pools = presets(render(values_file))["pools"]
     assert set(pools) == set(POOLS["pools"])
     for name, definition in POOLS["pools"].items():
         tolerations, affinity = pool_placement(name)

@@ -8,6 +8,35 @@ Templates that take arguments receive a dict with the root context as "ctx".
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* In-cluster DNS name of a Service. Args: ctx, name, namespace. */}}
+{{- define "ap.cluster.serviceHost" -}}
+{{- printf "%s.%s.svc.%s" .name .namespace .ctx.Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
+[api] base_url: airflow.baseUrl, or derived from the Ingress (scheme from its TLS, first host, path).
+An explicit baseUrl with an Ingress must name one of its hosts with the Ingress's scheme: links in the
+UI and in e-mails would point elsewhere otherwise. "" = not set.
+*/}}
+{{- define "ap.apiServer.baseUrl" -}}
+{{- $ingress := .Values.airflow.apiServer.ingress -}}
+{{- $scheme := ternary "https" "http" (not (empty $ingress.tls.secretName)) -}}
+{{- if and $ingress.enabled (not .Values.airflow.baseUrl) -}}
+{{- printf "%s://%s%s" $scheme (first $ingress.hosts) (trimSuffix "/" $ingress.path) -}}
+{{- else if $ingress.enabled -}}
+{{- $url := urlParse .Values.airflow.baseUrl -}}
+{{- if not (has $url.hostname $ingress.hosts) -}}
+{{- fail (printf "airflow.baseUrl: host %q is not one of airflow.apiServer.ingress.hosts (%s)" $url.hostname (join ", " $ingress.hosts)) -}}
+{{- end -}}
+{{- if ne $url.scheme $scheme -}}
+{{- fail (printf "airflow.baseUrl: scheme %q differs from the Ingress (%s: airflow.apiServer.ingress.tls.secretName %s)" $url.scheme $scheme (ternary "is set" "is empty" (eq $scheme "https"))) -}}
+{{- end -}}
+{{- .Values.airflow.baseUrl -}}
+{{- else -}}
+{{- .Values.airflow.baseUrl -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ap.workers.namespace" -}}
 {{- .Values.namespaces.workers.name -}}
 {{- end -}}
@@ -29,7 +58,7 @@ Services target the names; NetworkPolicies, commands and URLs take the numbers f
 
 {{/* In-cluster base URL of the api-server Service (no trailing slash). */}}
 {{- define "ap.apiServer.url" -}}
-{{- printf "http://%s.%s.svc.cluster.local:%s" (include "ap.apiServer.serviceName" .) .Release.Namespace (include "ap.apiServer.port" .) -}}
+{{- printf "http://%s:%s" (include "ap.cluster.serviceHost" (dict "ctx" . "name" (include "ap.apiServer.serviceName" .) "namespace" .Release.Namespace)) (include "ap.apiServer.port" .) -}}
 {{- end -}}
 
 {{/* Service account of an Airflow component or of the executor worker pods. Args: ctx, component. */}}
@@ -123,42 +152,171 @@ seccompProfile:
 {{- $raw -}}
 {{- end -}}
 
-{{/* One pool as JSON. Args: ctx, pool. Fails with the key that named an unknown pool. */}}
+{{/*
+Every node pool as JSON: node-pools/pools.yaml (when nodePools.includeFile) with nodePools.definitions
+over it. A definition replaces the file's fields it names; placement fields replace as a group (giving
+labels or nodeSelectorTerms drops both from the file, likewise taints or tolerations), so a cloud pool
+never keeps the kind labels by accident. Fails when no pool is defined or a workload namespace names an
+unknown pool.
+*/}}
+{{- define "ap.pools.all" -}}
+{{- $settings := .Values.nodePools -}}
+{{- $pools := dict -}}
+{{- if $settings.includeFile -}}
+{{- $pools = (include "ap.pools.file" . | fromYaml).pools | deepCopy -}}
+{{- end -}}
+{{- range $name, $definition := $settings.definitions | default dict -}}
+{{- $pool := index $pools $name | default dict | deepCopy -}}
+{{- if or (hasKey $definition "labels") (hasKey $definition "nodeSelectorTerms") -}}
+{{- $pool = omit $pool "labels" "nodeSelectorTerms" -}}
+{{- end -}}
+{{- if or (hasKey $definition "taints") (hasKey $definition "tolerations") -}}
+{{- $pool = omit $pool "taints" "tolerations" -}}
+{{- end -}}
+{{- range $field, $value := $definition -}}
+{{- $_ := set $pool $field $value -}}
+{{- end -}}
+{{- $_ := set $pools $name $pool -}}
+{{- end -}}
+{{- if not $pools -}}
+{{- fail "nodePools.definitions: no node pool defined (nodePools.includeFile is false and definitions is empty)" -}}
+{{- end -}}
+{{- range $index, $namespace := .Values.namespaces.workloads -}}
+{{- range $position, $pool := $namespace.pools -}}
+{{- if not (hasKey $pools $pool) -}}
+{{- fail (printf "namespaces.workloads[%d].pools[%d]: unknown node pool %q (defined pools: %s)" $index $position $pool (keys $pools | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $pools -}}
+{{- end -}}
+
+{{/* One pool as JSON. Args: ctx, pool, key (values key, for errors). Fails naming the key. */}}
 {{- define "ap.pools.pool" -}}
-{{- $pools := (include "ap.pools.file" .ctx | fromYaml).pools -}}
+{{- $pools := include "ap.pools.all" .ctx | fromJson -}}
 {{- if not (hasKey $pools .pool) -}}
-{{- fail (printf "%s: unknown node pool %q (node-pools/pools.yaml defines %s)" (.key | default "pool") .pool (keys $pools | sortAlpha | join ", ")) -}}
+{{- fail (printf "%s: unknown node pool %q (defined pools: %s; see nodePools.definitions)" (.key | default "pool") .pool (keys $pools | sortAlpha | join ", ")) -}}
 {{- end -}}
 {{- index $pools .pool | toJson -}}
 {{- end -}}
 
-{{/* Tolerations of a pool's taints. Args: ctx, pool. Output: JSON list. */}}
+{{/* Tolerations of a pool: its own list, or one per taint. Args: ctx, pool. Output: JSON list. */}}
 {{- define "ap.pools.tolerations" -}}
 {{- $pool := include "ap.pools.pool" . | fromJson -}}
+{{- if hasKey $pool "tolerations" -}}
+{{- toJson ($pool.tolerations | default list) -}}
+{{- else -}}
 {{- $tolerations := list -}}
 {{- range $pool.taints -}}
 {{- $tolerations = append $tolerations (dict "key" .key "operator" "Equal" "value" (toString .value) "effect" .effect) -}}
 {{- end -}}
 {{- toJson $tolerations -}}
 {{- end -}}
+{{- end -}}
 
-{{/* Required node affinity on every label of a pool. Args: ctx, pool. Output: JSON object. */}}
+{{/*
+Required node affinity of a pool: its nodeSelectorTerms, or one term requiring every label. A pool
+with neither has no affinity ({}). Args: ctx, pool. Output: JSON object.
+*/}}
 {{- define "ap.pools.affinity" -}}
 {{- $pool := include "ap.pools.pool" . | fromJson -}}
+{{- $terms := list -}}
+{{- if $pool.nodeSelectorTerms -}}
+{{- $terms = $pool.nodeSelectorTerms -}}
+{{- else if $pool.labels -}}
 {{- $expressions := list -}}
 {{- range $key, $value := $pool.labels -}}
 {{- $expressions = append $expressions (dict "key" $key "operator" "In" "values" (list (toString $value))) -}}
 {{- end -}}
-{{- $required := dict "nodeSelectorTerms" (list (dict "matchExpressions" $expressions)) -}}
-{{- toJson (dict "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" $required)) -}}
+{{- $terms = list (dict "matchExpressions" $expressions) -}}
+{{- end -}}
+{{- if $terms -}}
+{{- toJson (dict "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" $terms))) -}}
+{{- else -}}
+{}
+{{- end -}}
 {{- end -}}
 
-{{/* Pod spec lines placing a pod on a pool. Args: ctx, pool, key (values key, for errors). */}}
+{{/*
+Required node-selector terms of both lists (AND): every pair of terms merged. Either list empty =
+the other. Args: a, b (lists of NodeSelectorTerm). Output: JSON list.
+*/}}
+{{- define "ap.pools.andNodeSelectorTerms" -}}
+{{- if not .a -}}
+{{- toJson (.b | default list) -}}
+{{- else if not .b -}}
+{{- toJson .a -}}
+{{- else -}}
+{{- $terms := list -}}
+{{- range $left := .a -}}
+{{- range $right := $.b -}}
+{{- $term := dict -}}
+{{- range $field := list "matchExpressions" "matchFields" -}}
+{{- $joined := concat (index $left $field | default list) (index $right $field | default list) -}}
+{{- if $joined -}}
+{{- $_ := set $term $field $joined -}}
+{{- end -}}
+{{- end -}}
+{{- $terms = append $terms $term -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $terms -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Scheduling of a pod: the pool's placement ("" = no pool constraint) plus the component's own
+nodeSelector, affinity, tolerations, priorityClassName and topologySpreadConstraints. With more than
+one replica and no podAntiAffinity of its own, replicas prefer different nodes.
+Args: ctx, pool, key (values key naming the pool, for errors), settings (component values, optional),
+component (for the anti-affinity selector, optional), replicas (optional).
+Output: pod spec lines.
+*/}}
 {{- define "ap.pools.placement" -}}
+{{- $settings := .settings | default dict -}}
+{{- $tolerations := list -}}
+{{- $affinity := dict -}}
+{{- if .pool -}}
+{{- $tolerations = include "ap.pools.tolerations" . | fromJsonArray -}}
+{{- $affinity = include "ap.pools.affinity" . | fromJson -}}
+{{- end -}}
+{{- $tolerations = concat $tolerations ($settings.tolerations | default list) -}}
+{{- $own := deepCopy ($settings.affinity | default dict) -}}
+{{- $poolTerms := dig "nodeAffinity" "requiredDuringSchedulingIgnoredDuringExecution" "nodeSelectorTerms" list $affinity -}}
+{{- $ownTerms := dig "nodeAffinity" "requiredDuringSchedulingIgnoredDuringExecution" "nodeSelectorTerms" list $own -}}
+{{- $terms := include "ap.pools.andNodeSelectorTerms" (dict "a" $poolTerms "b" $ownTerms) | fromJsonArray -}}
+{{- $nodeAffinity := omit (get $own "nodeAffinity" | default dict) "requiredDuringSchedulingIgnoredDuringExecution" -}}
+{{- if $terms -}}
+{{- $_ := set $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" $terms) -}}
+{{- end -}}
+{{- $merged := omit $own "nodeAffinity" -}}
+{{- if $nodeAffinity -}}
+{{- $_ := set $merged "nodeAffinity" $nodeAffinity -}}
+{{- end -}}
+{{- if and .component (gt (int (.replicas | default 1)) 1) (not (hasKey $merged "podAntiAffinity")) -}}
+{{- $selector := include "ap.selectorLabels" (dict "ctx" .ctx "component" .component) | fromYaml -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" $selector) -}}
+{{- $_ := set $merged "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- end -}}
+{{- with $settings.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $tolerations }}
 tolerations:
-{{- include "ap.pools.tolerations" . | fromJsonArray | toYaml | nindent 2 }}
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $merged }}
 affinity:
-{{- include "ap.pools.affinity" . | fromJson | toYaml | nindent 2 }}
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $settings.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $settings.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Namespace of a pool's job pods (first workload namespace that lists it). Args: ctx, pool. */}}
@@ -185,21 +343,17 @@ affinity:
 {{- .Values.secrets.adminPassword.existingSecret | default (printf "%s-admin" (include "ap.fullname" .)) -}}
 {{- end -}}
 
-{{- define "ap.database.secretName" -}}
-{{- if .Values.postgres.enabled -}}
-{{- printf "%s-postgres" (include "ap.fullname" .) -}}
-{{- else -}}
-{{- .Values.externalDatabase.secretName -}}
-{{- end -}}
-{{- end -}}
-
-{{- define "ap.database.secretKey" -}}
-{{- if .Values.postgres.enabled -}}connection{{- else -}}{{ .Values.externalDatabase.secretKey }}{{- end -}}
+{{/* Secret and key of the bundled Postgres password (generated or postgres.existingSecret). */}}
+{{- define "ap.database.postgresSecretName" -}}
+{{- .Values.postgres.existingSecret | default (printf "%s-postgres" (include "ap.fullname" .)) -}}
 {{- end -}}
 
 {{/*
 A value of an existing Secret, or a new random one. On upgrade the chart looks the Secret up and keeps
-its value, so generated keys never change (helm template has no cluster: it always generates).
+its value, so generated keys never change. An upgrade that finds the Secret gone fails instead of
+generating a new value (a new fernet key would make the database's secrets unreadable) unless
+secrets.regenerateMissing is true. `helm template` has no cluster: it always generates, so GitOps
+installs name existing Secrets instead (README "GitOps").
 Args: ctx, namespace, name, key, generate (the random value to use when nothing exists). Output: base64.
 */}}
 {{- define "ap.secrets.keptValue" -}}
@@ -207,6 +361,8 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- $data := dig "data" (dict) ($existing | default dict) -}}
 {{- if hasKey $data .key -}}
 {{- index $data .key -}}
+{{- else if and .ctx.Release.IsUpgrade (not .ctx.Values.secrets.regenerateMissing) -}}
+{{- fail (printf "Secret %s/%s (key %s) is missing but release %s is already installed: restore the Secret, name an existing one (existingSecret), or set secrets.regenerateMissing=true to generate a new value (data encrypted with the old one becomes unreadable). A client-side --dry-run cannot read Secrets: use --dry-run=server." .namespace .name .key .ctx.Release.Name) -}}
 {{- else -}}
 {{- .generate | b64enc -}}
 {{- end -}}
@@ -214,11 +370,22 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 
 {{/* Environment of every Airflow control-plane container: secrets only through secretKeyRef. */}}
 {{- define "ap.airflow.secretEnv" -}}
+{{- if .Values.postgres.enabled }}
+{{- /* Kubernetes expands $(AIRFLOW_PLATFORM_DB_PASSWORD): the password lives in one Secret key only. */}}
+- name: AIRFLOW_PLATFORM_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ap.database.postgresSecretName" . }}
+      key: {{ .Values.postgres.existingSecretKey }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  value: {{ printf "postgresql+psycopg2://%s:$(AIRFLOW_PLATFORM_DB_PASSWORD)@%s:%s/%s" .Values.postgres.user (include "ap.cluster.serviceHost" (dict "ctx" . "name" (printf "%s-postgres" (include "ap.fullname" .)) "namespace" .Release.Namespace)) (include "ap.postgres.port" .) .Values.postgres.database | quote }}
+{{- else }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.database.secretName" . }}
-      key: {{ include "ap.database.secretKey" . }}
+      name: {{ .Values.externalDatabase.secretName }}
+      key: {{ .Values.externalDatabase.secretKey }}
+{{- end }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:
@@ -251,12 +418,40 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 {{- end }}
 {{- end -}}
 
+{{/* The [core] auth_manager class of airflow.auth.manager. */}}
+{{- define "ap.auth.managerClass" -}}
+{{- if eq .Values.airflow.auth.manager "fab" -}}
+airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+{{- else -}}
+airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+{{- end -}}
+{{- end -}}
+
+{{/* webserver_config.py of the FAB auth manager: airflow.auth.webserverConfig or database logins. */}}
+{{- define "ap.auth.webserverConfig" -}}
+{{- if .Values.airflow.auth.webserverConfig -}}
+{{- .Values.airflow.auth.webserverConfig -}}
+{{- else -}}
+# Database logins; users and roles (Admin, Op, User, Viewer) live in the metadata database.
+from flask_appbuilder.security.manager import AUTH_DB
+
+AUTH_TYPE = AUTH_DB
+WTF_CSRF_ENABLED = True
+{{- end -}}
+{{- end -}}
+
 {{/* Volume mounts every Airflow container shares. */}}
 {{- define "ap.airflow.volumeMounts" -}}
 - name: config
   mountPath: /opt/airflow/airflow.cfg
   subPath: airflow.cfg
   readOnly: true
+{{- if eq .Values.airflow.auth.manager "fab" }}
+- name: config
+  mountPath: /opt/airflow/webserver_config.py
+  subPath: webserver_config.py
+  readOnly: true
+{{- end }}
 - name: pool-presets
   mountPath: /opt/airflow/platform
   readOnly: true
@@ -307,6 +502,28 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
     {{- include "ap.containerSecurityContext" (dict "readOnly" .Values.airflow.readOnlyRootFilesystem) | nindent 4 }}
 {{- end -}}
 
+{{/* Pod labels: the component's extra podLabels, then the chart's (they win). Args: labels (ap.labels args), settings. */}}
+{{- define "ap.airflow.podLabels" -}}
+{{- $labels := merge (include "ap.labels" .labels | fromYaml) (.settings.podLabels | default dict) -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
+{{/* Pod annotations: the component's podAnnotations, then the config checksums (they win). Args: ctx, settings, extra (map, optional). */}}
+{{- define "ap.airflow.extendedPodAnnotations" -}}
+{{- $annotations := merge (include "ap.airflow.podAnnotations" .ctx | fromYaml) (.extra | default dict) (.settings.podAnnotations | default dict) -}}
+{{- toYaml $annotations -}}
+{{- end -}}
+
+{{/* Annotations of a component's ServiceAccount. Args: settings. */}}
+{{- define "ap.airflow.serviceAccountAnnotations" -}}
+{{- with .settings.serviceAccount }}
+{{- with .annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Pod annotations that roll the pods when their configuration changes. */}}
 {{- define "ap.airflow.podAnnotations" -}}
 checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum }}
@@ -323,7 +540,7 @@ checksum/remote-logs: {{ include "ap.remoteLogs.connection" . | sha256sum }}
 
 {{/* ---- Operations (issue 15): remote logs, metrics, housekeeping ---- */}}
 
-{{/* Airflow connection id of the remote log store (defined by the env var ap.remoteLogs.env sets). */}}
+{{/* Airflow connection id of the remote log store (defined by the env var ap.remoteLogsEnv sets). */}}
 {{- define "ap.remoteLogs.connId" -}}
 airflow_platform_logs
 {{- end -}}

@@ -24,9 +24,9 @@ spec:
   template:
     metadata:
       labels:
-        {{- include "ap.labels" $labelArgs | nindent 8 }}
+        {{- include "ap.airflow.podLabels" (dict "labels" $labelArgs "settings" .settings) | nindent 8 }}
       annotations:
-        {{- include "ap.airflow.podAnnotations" $ctx | nindent 8 }}
+        {{- include "ap.airflow.extendedPodAnnotations" (dict "ctx" $ctx "settings" .settings) | nindent 8 }}
     spec:
       serviceAccountName: {{ include "ap.airflow.serviceAccountName" $labelArgs }}
       automountServiceAccountToken: {{ .automountToken }}
@@ -34,11 +34,14 @@ spec:
       {{- include "ap.imagePullSecrets" $ctx | nindent 6 }}
       securityContext:
         {{- include "ap.podSecurityContext" (dict "ctx" $ctx "uid" 50000) | nindent 8 }}
-      {{- include "ap.pools.placement" (dict "ctx" $ctx "pool" $ctx.Values.nodePools.airflow "key" "nodePools.airflow") | nindent 6 }}
+      {{- include "ap.pools.placement" (dict "ctx" $ctx "pool" $ctx.Values.nodePools.airflow "key" "nodePools.airflow" "settings" .settings "component" .component "replicas" .settings.replicas) | nindent 6 }}
       initContainers:
         {{- include "ap.airflow.waitForMigrations" $ctx | nindent 8 }}
         {{- with .extraInitContainers }}
         {{- include "ap.asYaml" . | nindent 8 }}
+        {{- end }}
+        {{- with .settings.extraInitContainers }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       containers:
         - name: {{ .component }}
@@ -52,6 +55,13 @@ spec:
             {{- with .extraEnv }}
             {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
+            {{- with .settings.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- with .settings.extraEnvFrom }}
+          envFrom:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           {{- with .ports }}
           ports:
             {{- include "ap.asYaml" . | nindent 12 }}
@@ -66,10 +76,19 @@ spec:
             {{- with .extraVolumeMounts }}
             {{- include "ap.asYaml" . | nindent 12 }}
             {{- end }}
+            {{- with .settings.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with .settings.extraContainers }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "ap.airflow.volumes" $ctx | nindent 8 }}
         {{- with .extraVolumes }}
         {{- include "ap.asYaml" . | nindent 8 }}
+        {{- end }}
+        {{- with .settings.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 {{- if .settings.podDisruptionBudget.enabled }}
 ---
