@@ -41,6 +41,8 @@ EXISTING = [
     "postgres.existingSecretKey=pw",
     "--set",
     "clickhouse.generateCredentials=false",
+    "--set",
+    "dags.testGitServer.enabled=false",  # a test fixture of the kind values, not GitOps material
 ]
 
 
