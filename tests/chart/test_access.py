@@ -80,7 +80,7 @@ def test_service_annotations_and_source_ranges() -> None:
 
 
 def test_cluster_domain_reaches_every_in_cluster_address() -> None:
-    manifests = render("values-kind.yaml", "--set", "clusterDomain=corp.internal")
+    manifests = render("values.yaml", "--set", "clusterDomain=corp.internal")  # kind values name a git URL
     text = json.dumps(manifests)
     assert "cluster.local" not in text
     cfg = airflow_cfg(manifests)

@@ -45,8 +45,10 @@ def helper_settings(manifests: list[Manifest], pool: str, tmp_path: Path, monkey
     path.write_text(json.dumps(presets(manifests)))
     monkeypatch.setenv("AIRFLOW_PLATFORM_PRESETS", str(path))
     helper._load.cache_clear()
+    # a gpu pod must ask for a device (the helper refuses it otherwise)
+    resources = {"limits": {"nvidia.com/gpu": "1"}} if pool == "gpu" else None
     try:
-        return helper.pod_settings(pool)
+        return helper.pod_settings(pool, resources=resources)
     finally:
         helper._load.cache_clear()
 
