@@ -69,8 +69,19 @@ install_helm-docs() {
     "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 }
 
-for spec in "kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
-  "versitygw:$VERSITYGW_VERSION" "helm-docs:$HELM_DOCS_VERSION"; do
+# Prometheus 3 for the dashboard query test (tests/ops/test_dashboard.py), only on request
+# (`make prometheus`, TOOLS_EXTRA=prometheus): from the Go module proxy it is a long cold build.
+prometheus_version() { "$1" --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
+install_prometheus() {
+  local ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
+  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
+}
+
+specs=("kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
+  "versitygw:$VERSITYGW_VERSION" "helm-docs:$HELM_DOCS_VERSION")
+[[ " ${TOOLS_EXTRA:-} " == *" prometheus "* ]] && specs+=("prometheus:${PROMETHEUS_VERSION:?}")
+for spec in "${specs[@]}"; do
   name="${spec%%:*}" want="${spec#*:}"
   if has_tool "$name" "$want"; then echo "[tools] $name $want ready"; continue; fi
   start=$SECONDS

@@ -76,7 +76,7 @@ def chart_env(s3: S3Server, prometheus: Prometheus | None) -> dict[str, str]:
 class OpsAirflow:
     airflow: LiveAirflow
     s3: S3Server
-    prometheus: Prometheus | None  # None when .tools/bin has no Prometheus (test_dashboard fails then)
+    prometheus: Prometheus | None  # None without .tools/bin/prometheus (`make prometheus`)
     run_id: str
     sql_alchemy_conn: str
 

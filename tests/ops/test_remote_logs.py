@@ -44,7 +44,7 @@ def test_task_log_lands_in_the_bucket_under_the_prefix(ops_airflow: OpsAirflow, 
 
 def test_local_copy_is_deleted_after_upload(ops_airflow: OpsAirflow) -> None:
     home = ops_airflow.airflow.logs[0].parent
-    local = [p for p in (home / "logs").rglob("*") if p.is_file() and f"dag_id={DAG_ID}" in str(p)]
+    local = [p for p in (home / "logs").rglob("*") if p.is_file() and f"dag_id={DAG_ID}/" in str(p)]
     assert not local, f"local task logs kept although delete_local_logs is on: {local}"
 
 
