@@ -51,10 +51,11 @@ prometheus: ## Prometheus 3 in .tools/bin (Go module proxy; a long cold build) f
 docker: ## A Docker engine that can run privileged containers
 	$(STEPS) docker
 
-lint: venv chart-docs-check ## ruff, bash -n (shellcheck is not packaged for our air-gapped path), chart README
+lint: venv chart-docs-check ## ruff, bash -n (no shellcheck on our air-gapped path), chart README, checkov on every values scenario
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	git ls-files '*.sh' .ci/run scripts/docker/runc-without-sys-resource | xargs -n1 bash -n
+	$(VENV)/bin/python scripts/checkov_chart.py
 
 chart-docs: tools ## Regenerate the chart README from values.yaml comments + README.md.gotmpl (helm-docs)
 	$(HELM_DOCS)

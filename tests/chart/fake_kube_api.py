@@ -24,13 +24,20 @@ RESOURCES: dict[str, list[tuple[str, str, bool]]] = {
         ("services", "Service", True), ("serviceaccounts", "ServiceAccount", True), ("pods", "Pod", True),
         ("persistentvolumeclaims", "PersistentVolumeClaim", True),
         ("persistentvolumes", "PersistentVolume", False), ("resourcequotas", "ResourceQuota", True),
-        ("limitranges", "LimitRange", True),
+        ("limitranges", "LimitRange", True), ("endpoints", "Endpoints", True),
     ],
     "apps/v1": [("deployments", "Deployment", True), ("statefulsets", "StatefulSet", True)],
     "batch/v1": [("jobs", "Job", True), ("cronjobs", "CronJob", True)],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     "networking.k8s.io/v1": [("networkpolicies", "NetworkPolicy", True)],
-    "rbac.authorization.k8s.io/v1": [("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
+    "rbac.authorization.k8s.io/v1": [
+        ("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+        ("clusterroles", "ClusterRole", False), ("clusterrolebindings", "ClusterRoleBinding", False),
+    ],
+    "admissionregistration.k8s.io/v1": [
+        ("validatingadmissionpolicies", "ValidatingAdmissionPolicy", False),
+        ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", False),
+    ],
 }  # fmt: skip
 
 

@@ -36,7 +36,7 @@ ALLOWED = [
     *[(WORKER, verb, "pods", "", ns) for ns in (JOBS, GPU_JOBS) for verb in POD_LAUNCH_VERBS],
     *[(WORKER, "get", "pods", "log", ns) for ns in (JOBS, GPU_JOBS)],
     *[(WORKER, verb, "events", "", ns) for ns in (JOBS, GPU_JOBS) for verb in ("list", "watch")],
-    *[(TRIGGERER, verb, "pods", "", ns) for ns in (JOBS, GPU_JOBS) for verb in POD_LAUNCH_VERBS],
+    *[(TRIGGERER, verb, "pods", "", ns) for ns in (JOBS, GPU_JOBS) for verb in ("get", "list", "watch")],
     *[(TRIGGERER, "get", "pods", "log", ns) for ns in (JOBS, GPU_JOBS)],
 ]
 
@@ -53,6 +53,7 @@ DENIED = [
     (API_SERVER, "create", "pods", "", WORKERS),
     (API_SERVER, "delete", "pods", "", WORKERS),
     (TRIGGERER, "create", "pods", "", AIRFLOW),
+    *[(TRIGGERER, verb, "pods", "", ns) for ns in (JOBS, GPU_JOBS) for verb in ("create", "patch", "delete")],
     (WORKLOAD, "get", "pods", "", JOBS),
     (WORKLOAD, "list", "secrets", "", JOBS),
     (WORKLOAD, "create", "pods", "", JOBS),

@@ -16,7 +16,7 @@ metadata:
   labels:
     {{- include "ap.labels" $labelArgs | nindent 4 }}
 spec:
-  replicas: {{ .settings.replicas }}
+  replicas: {{ int64 .settings.replicas }}
   revisionHistoryLimit: 3
   selector:
     matchLabels:
@@ -45,8 +45,8 @@ spec:
         {{- end }}
       containers:
         - name: {{ .component }}
-          image: {{ include "ap.image" (dict "ctx" $ctx "image" "airflow") }}
-          imagePullPolicy: {{ $ctx.Values.images.pullPolicy }}
+          image: {{ include "ap.image" (dict "ctx" $ctx "image" "airflow") | quote }}
+          imagePullPolicy: {{ $ctx.Values.images.pullPolicy | quote }}
           command:
             {{- toYaml .command | nindent 12 }}
           env:
@@ -100,7 +100,7 @@ metadata:
   labels:
     {{- include "ap.labels" $labelArgs | nindent 4 }}
 spec:
-  maxUnavailable: {{ .settings.podDisruptionBudget.maxUnavailable }}
+  maxUnavailable: {{ include "ap.validation.intOrString" .settings.podDisruptionBudget.maxUnavailable }}
   selector:
     matchLabels:
       {{- include "ap.selectorLabels" $labelArgs | nindent 6 }}

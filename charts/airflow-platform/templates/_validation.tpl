@@ -1,0 +1,233 @@
+{{/*
+Cross-field checks values.schema.json cannot express. Every failure names the values key and says
+what to do. `ap.validate` runs them all (from templates/validate.yaml); config.yaml runs the
+airflow.config / airflow.env checks itself because it owns those options.
+*/}}
+
+{{/*
+A Kubernetes quantity as a plain number (float, as a string), for comparisons: "500m" -> 0.5,
+"1Gi" -> 1073741824, "1e3" -> 1000. Args: value, key (for errors). The schema has already refused
+negative and malformed quantities; the check here keeps the helper safe on its own.
+*/}}
+{{- define "ap.validation.quantityValue" -}}
+{{- $text := toString .value -}}
+{{- if not (regexMatch "^[+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$" $text) -}}
+{{- fail (printf "%s: %q is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 2Gi)" .key $text) -}}
+{{- end -}}
+{{- $number := regexFind "^[+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)" $text -}}
+{{- $suffix := trimPrefix $number $text -}}
+{{- if regexMatch "^[eE]" $suffix -}}
+{{- float64 (trimPrefix "+" $text) -}}
+{{- else -}}
+{{- $scale := dict "" "1" "n" "1e-9" "u" "1e-6" "m" "1e-3" "k" "1e3" "M" "1e6" "G" "1e9" "T" "1e12" "P" "1e15" "E" "1e18"
+  "Ki" "1024" "Mi" "1048576" "Gi" "1073741824" "Ti" "1099511627776" "Pi" "1125899906842624" "Ei" "1152921504606846976" -}}
+{{- mulf (float64 (trimPrefix "+" $number)) (float64 (index $scale $suffix)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fails when a lower bound exceeds its upper bound for any resource both name. Args: low, high, lowKey, highKey. */}}
+{{- define "ap.validation.checkNotAbove" -}}
+{{- $high := .high | default dict -}}
+{{- range $resource, $value := (.low | default dict) -}}
+{{- if hasKey $high $resource -}}
+{{- $lowValue := include "ap.validation.quantityValue" (dict "value" $value "key" (printf "%s.%s" $.lowKey $resource)) | float64 -}}
+{{- $highValue := include "ap.validation.quantityValue" (dict "value" (index $high $resource) "key" (printf "%s.%s" $.highKey $resource)) | float64 -}}
+{{- if gt $lowValue $highValue -}}
+{{- fail (printf "%s.%s (%v) is above %s.%s (%v): Kubernetes rejects a request above its limit" $.lowKey $resource $value $.highKey $resource (index $high $resource)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Requests never above limits in every resources block of the values. */}}
+{{- define "ap.validation.resources" -}}
+{{- $blocks := dict
+  "airflow.apiServer.resources" .Values.airflow.apiServer.resources
+  "airflow.scheduler.resources" .Values.airflow.scheduler.resources
+  "airflow.dagProcessor.resources" .Values.airflow.dagProcessor.resources
+  "airflow.triggerer.resources" .Values.airflow.triggerer.resources
+  "airflow.migrateDatabase.resources" .Values.airflow.migrateDatabase.resources
+  "airflow.workers.resources" .Values.airflow.workers.resources
+  "postgres.resources" .Values.postgres.resources
+  "clickhouse.resources" .Values.clickhouse.resources
+-}}
+{{- range $key, $resources := $blocks -}}
+{{- include "ap.validation.checkNotAbove" (dict "low" $resources.requests "high" $resources.limits "lowKey" (printf "%s.requests" $key) "highKey" (printf "%s.limits" $key)) -}}
+{{- end -}}
+{{- $spaces := list (dict "key" "namespaces.workers" "space" .Values.namespaces.workers) -}}
+{{- range $index, $space := .Values.namespaces.workloads -}}
+{{- $spaces = append $spaces (dict "key" (printf "namespaces.workloads[%d]" $index) "space" $space) -}}
+{{- end -}}
+{{- range $spaces -}}
+{{- $limits := .space.limitRange -}}
+{{- include "ap.validation.checkNotAbove" (dict "low" $limits.defaultRequest "high" $limits.default "lowKey" (printf "%s.limitRange.defaultRequest" .key) "highKey" (printf "%s.limitRange.default" .key)) -}}
+{{- $quota := .space.quota -}}
+{{- $requests := dict -}}
+{{- $limitsQuota := dict -}}
+{{- range $name, $value := $quota -}}
+{{- if hasPrefix "requests." $name }}{{ $_ := set $requests (trimPrefix "requests." $name) $value }}{{ end -}}
+{{- if hasPrefix "limits." $name }}{{ $_ := set $limitsQuota (trimPrefix "limits." $name) $value }}{{ end -}}
+{{- end -}}
+{{- include "ap.validation.checkNotAbove" (dict "low" $requests "high" $limitsQuota "lowKey" (printf "%s.quota.requests" .key) "highKey" (printf "%s.quota.limits" .key)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Namespaces: each one the chart manages appears once, and none is the release namespace (the control
+plane) or another's. A pool runs its job pods in exactly one workload namespace (the presets give one).
+*/}}
+{{- define "ap.validation.namespaces" -}}
+{{- $workers := .Values.namespaces.workers.name -}}
+{{- if eq $workers .Release.Namespace -}}
+{{- fail (printf "namespaces.workers.name: %q is the release namespace (the control plane); choose another namespace" $workers) -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- $poolOwner := dict -}}
+{{- range $index, $space := .Values.namespaces.workloads -}}
+{{- $key := printf "namespaces.workloads[%d].name" $index -}}
+{{- if eq $space.name $.Release.Namespace -}}
+{{- fail (printf "%s: %q is the release namespace (the control plane); job pods need their own namespace" $key $space.name) -}}
+{{- end -}}
+{{- if eq $space.name $workers -}}
+{{- fail (printf "%s: %q is also namespaces.workers.name; job pods and executor worker pods need separate namespaces" $key $space.name) -}}
+{{- end -}}
+{{- if hasKey $seen $space.name -}}
+{{- fail (printf "%s: %q is listed twice (also namespaces.workloads[%v].name); list each namespace once with all its pools" $key $space.name (index $seen $space.name)) -}}
+{{- end -}}
+{{- $_ := set $seen $space.name $index -}}
+{{- range $pool := $space.pools -}}
+{{- if hasKey $poolOwner $pool -}}
+{{- fail (printf "namespaces.workloads[%d].pools: pool %q is already in namespace %q; each pool runs its job pods in exactly one namespace" $index $pool (index $poolOwner $pool)) -}}
+{{- end -}}
+{{- $_ := set $poolOwner $pool $space.name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A mutable tag must be pulled every time, or nodes keep running whatever they pulled first. */}}
+{{- define "ap.validation.images" -}}
+{{- if and (eq (lower .Values.images.tag) "latest") (ne .Values.images.pullPolicy "Always") -}}
+{{- fail (printf "images.tag: %q is a mutable tag and images.pullPolicy is %s (nodes would keep a stale image): pin a tag (scripts/images.py tag) or set images.pullPolicy=Always" .Values.images.tag .Values.images.pullPolicy) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Job pod presets must pass the Pod Security level of every workload namespace, or every
+KubernetesPodOperator task using them is refused by the API server. Args: ctx.
+*/}}
+{{- define "ap.validation.jobPresets" -}}
+{{- $values := .Values -}}
+{{- $pod := $values.presets.podDefaults.securityContext | default dict -}}
+{{- $container := $values.presets.podDefaults.containerSecurityContext | default dict -}}
+{{- $podKey := "presets.podDefaults.securityContext" -}}
+{{- $containerKey := "presets.podDefaults.containerSecurityContext" -}}
+{{- range $values.namespaces.workloads -}}
+{{- $level := .podSecurityLevel | default $values.namespaces.podSecurityLevel -}}
+{{- $why := printf "namespace %s enforces Pod Security %q" .name $level -}}
+{{- if ne $level "privileged" -}}
+{{- $baselineCaps := list "AUDIT_WRITE" "CHOWN" "DAC_OVERRIDE" "FOWNER" "FSETID" "KILL" "MKNOD" "NET_BIND_SERVICE" "SETFCAP" "SETGID" "SETPCAP" "SETUID" "SYS_CHROOT" -}}
+{{- if $container.privileged -}}
+{{- fail (printf "%s.privileged: must not be true (%s)" $containerKey $why) -}}
+{{- end -}}
+{{- range $capability := dig "capabilities" "add" (list) $container -}}
+{{- if not (has (upper (trimPrefix "CAP_" (upper $capability))) $baselineCaps) -}}
+{{- fail (printf "%s.capabilities.add: %s is not allowed (%s)" $containerKey $capability $why) -}}
+{{- end -}}
+{{- end -}}
+{{- range $context := list (dict "key" $podKey "value" $pod) (dict "key" $containerKey "value" $container) -}}
+{{- if eq (dig "seccompProfile" "type" "" $context.value) "Unconfined" -}}
+{{- fail (printf "%s.seccompProfile.type: Unconfined is not allowed (%s)" $context.key $why) -}}
+{{- end -}}
+{{- if eq (dig "appArmorProfile" "type" "" $context.value) "Unconfined" -}}
+{{- fail (printf "%s.appArmorProfile.type: Unconfined is not allowed (%s)" $context.key $why) -}}
+{{- end -}}
+{{- if dig "windowsOptions" "hostProcess" false $context.value -}}
+{{- fail (printf "%s.windowsOptions.hostProcess: must not be true (%s)" $context.key $why) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (hasKey $container "procMount") (ne (toString $container.procMount) "Default") -}}
+{{- fail (printf "%s.procMount: must be Default (%s)" $containerKey $why) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $level "restricted" -}}
+{{- $nonRoot := or (eq (toString (dig "runAsNonRoot" "" $container)) "true") (and (eq (toString (dig "runAsNonRoot" "" $pod)) "true") (ne (toString (dig "runAsNonRoot" "" $container)) "false")) -}}
+{{- if not $nonRoot -}}
+{{- fail (printf "%s.runAsNonRoot: must be true (in %s or %s) (%s)" $containerKey $containerKey $podKey $why) -}}
+{{- end -}}
+{{- range $context := list (dict "key" $podKey "value" $pod) (dict "key" $containerKey "value" $container) -}}
+{{- if and (hasKey $context.value "runAsUser") (eq (toString $context.value.runAsUser) "0") -}}
+{{- fail (printf "%s.runAsUser: 0 (root) is not allowed (%s)" $context.key $why) -}}
+{{- end -}}
+{{- end -}}
+{{- $seccomp := dig "seccompProfile" "type" (dig "seccompProfile" "type" "" $pod) $container -}}
+{{- if not (has $seccomp (list "RuntimeDefault" "Localhost")) -}}
+{{- fail (printf "%s.seccompProfile.type: must be RuntimeDefault or Localhost (in %s or %s) (%s)" $containerKey $containerKey $podKey $why) -}}
+{{- end -}}
+{{- if ne (toString (dig "allowPrivilegeEscalation" "" $container)) "false" -}}
+{{- fail (printf "%s.allowPrivilegeEscalation: must be false (%s)" $containerKey $why) -}}
+{{- end -}}
+{{- if not (has "ALL" (dig "capabilities" "drop" (list) $container)) -}}
+{{- fail (printf "%s.capabilities.drop: must contain ALL (%s)" $containerKey $why) -}}
+{{- end -}}
+{{- range $capability := dig "capabilities" "add" (list) $container -}}
+{{- if ne (upper (trimPrefix "CAP_" (upper $capability))) "NET_BIND_SERVICE" -}}
+{{- fail (printf "%s.capabilities.add: %s is not allowed, only NET_BIND_SERVICE (%s)" $containerKey $capability $why) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every cross-field check of the chart (templates/validate.yaml). */}}
+{{- define "ap.validation.all" -}}
+{{- include "ap.validation.namespaces" . -}}
+{{- include "ap.validation.images" . -}}
+{{- include "ap.validation.resources" . -}}
+{{- include "ap.validation.jobPresets" . -}}
+{{- end -}}
+
+{{/* An IPv4 address as an integer. Args: the dotted address. */}}
+{{- define "ap.validation.ipv4Number" -}}
+{{- $number := 0 -}}
+{{- range splitList "." . }}{{ $number = add (mul $number 256) (atoi .) }}{{ end -}}
+{{- $number -}}
+{{- end -}}
+
+{{/* "true" when an IPv4 CIDR contains an address. Args: cidr, ip. IPv6 CIDRs never contain it. */}}
+{{- define "ap.validation.cidrContains" -}}
+{{- if regexMatch "^[0-9.]+/[0-9]+$" .cidr -}}
+{{- $parts := splitList "/" .cidr -}}
+{{- $block := 1 -}}
+{{- range until (sub 32 (atoi (index $parts 1)) | int) }}{{ $block = mul $block 2 }}{{ end -}}
+{{- $network := include "ap.validation.ipv4Number" (index $parts 0) | atoi -}}
+{{- $address := include "ap.validation.ipv4Number" .ip | atoi -}}
+{{- if eq (div $network $block) (div $address $block) }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+An egress allow-list may open destinations, but not the cloud metadata address by accident: an
+ipBlock containing 169.254.169.254 must list it (or a block around it) in `except`.
+Args: key (values key), allow (list of NetworkPolicyEgressRules).
+*/}}
+{{- define "ap.validation.egressAllow" -}}
+{{- $metadata := "169.254.169.254" -}}
+{{- range $ruleIndex, $rule := .allow -}}
+{{- range $peerIndex, $peer := $rule.to | default list -}}
+{{- with $peer.ipBlock -}}
+{{- if include "ap.validation.cidrContains" (dict "cidr" .cidr "ip" $metadata) -}}
+{{- $excepted := false -}}
+{{- range .except | default list }}{{ if include "ap.validation.cidrContains" (dict "cidr" . "ip" $metadata) }}{{ $excepted = true }}{{ end }}{{ end -}}
+{{- if not $excepted -}}
+{{- fail (printf "%s[%d].to[%d].ipBlock: %s includes the cloud metadata address %s; add it to except (e.g. except: [169.254.169.254/32])" $.key $ruleIndex $peerIndex .cidr $metadata) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An IntOrString value: numbers as integers (never 1e+07), strings quoted. */}}
+{{- define "ap.validation.intOrString" -}}
+{{- if kindIs "string" . -}}{{ quote . }}{{- else -}}{{ int64 . }}{{- end -}}
+{{- end -}}

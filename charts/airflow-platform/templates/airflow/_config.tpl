@@ -1,0 +1,117 @@
+{{/*
+The airflow.cfg options the chart owns, as JSON {section: {option: value}}: the platform depends on
+them, so they override airflow.config and airflow.env may not set them. The secret options
+(fernet_key, sql_alchemy_conn, jwt_secret, secret_key) are owned too: they arrive as secretKeyRef env.
+*/}}
+{{- define "ap.airflow.ownedConfig" -}}
+{{- $fullname := include "ap.fullname" . -}}
+{{- $image := include "ap.image" (dict "ctx" . "image" "airflow") -}}
+{{- $owned := dict
+  "core" (dict
+    "executor" "KubernetesExecutor"
+    "dags_folder" "/opt/airflow/dags"
+    "execution_api_server_url" (printf "%s/execution/" (include "ap.apiServer.url" .))
+    "auth_manager" (include "ap.auth.managerClass" .))
+  "kubernetes_executor" (dict
+    "namespace" (include "ap.workers.namespace" .)
+    "multi_namespace_mode" "False"
+    "pod_template_file" "/opt/airflow/pod_templates/pod_template_file.yaml"
+    "worker_container_repository" (regexReplaceAll ":[^:/]+$" $image "")
+    "worker_container_tag" (regexFind "[^:]+$" $image))
+  "logging" (dict "base_log_folder" "/opt/airflow/logs")
+  "dag_processor" (dict "dag_bundle_config_list" (include "ap.bundles.configList" .))
+-}}
+{{- if eq .Values.airflow.auth.manager "fab" -}}
+{{- $_ := set $owned "fab" (dict "config_file" "/opt/airflow/webserver_config.py") -}}
+{{- else -}}
+{{- $_ := set $owned.core "simple_auth_manager_users" "admin:admin" -}}
+{{- $_ := set $owned.core "simple_auth_manager_passwords_file" "/opt/airflow/auth/passwords.json" -}}
+{{- end -}}
+{{- with include "ap.apiServer.baseUrl" . -}}
+{{- $_ := set $owned "api" (dict "base_url" .) -}}
+{{- end -}}
+{{- toJson $owned -}}
+{{- end -}}
+
+{{/* Secret options: set only through the chart's Secrets (never in the airflow.cfg ConfigMap). */}}
+{{- define "ap.airflow.secretOptions" -}}
+{{- toJson (dict "core" (list "fernet_key" "sql_alchemy_conn") "database" (list "sql_alchemy_conn") "api_auth" (list "jwt_secret") "api" (list "secret_key")) -}}
+{{- end -}}
+
+{{/* Option names that hold secrets whatever their section (smtp_password, *_password, *secret*, ...). */}}
+{{- define "ap.airflow.secretOptionPattern" -}}
+(?i)(password|passwd|secret|fernet_key|sql_alchemy_conn)
+{{- end -}}
+
+{{/*
+airflow.config with option names lower-cased (Airflow reads them case-insensitively), as JSON.
+Fails on secret options, on an option given twice in different case and on multi-line values.
+*/}}
+{{- define "ap.airflow.userConfig" -}}
+{{- $named := include "ap.airflow.secretOptions" . | fromJson -}}
+{{- $config := dict -}}
+{{- range $section, $options := .Values.airflow.config -}}
+{{- $normal := dict -}}
+{{- range $option, $value := $options -}}
+{{- $key := printf "airflow.config.%s.%s" $section $option -}}
+{{- $lower := lower $option -}}
+{{- if or (has $lower (index $named $section | default list)) (regexMatch (include "ap.airflow.secretOptionPattern" $) $lower) -}}
+{{- fail (printf "%s: secrets must not be set in airflow.config (it is a ConfigMap); use the secrets section, externalDatabase.secretName or airflow.env with valueFrom.secretKeyRef" $key) -}}
+{{- end -}}
+{{- if and (eq $section "dag_processor") (eq $lower "dag_bundle_config_list") -}}
+{{- fail (printf "%s: DAG bundles are configured under dags (dags.platformBundle, dags.bundles)" $key) -}}
+{{- end -}}
+{{- if hasKey $normal $lower -}}
+{{- fail (printf "%s: option %q is given twice (option names are case-insensitive)" $key $lower) -}}
+{{- end -}}
+{{- $text := toString $value -}}
+{{- if kindIs "float64" $value -}}
+{{- if eq $value (floor $value) -}}{{- $text = printf "%d" (int64 $value) -}}{{- end -}}
+{{- end -}}
+{{- if regexMatch "[\r\n]" $text -}}
+{{- fail (printf "%s: the value must be a single line (a newline would add options to airflow.cfg)" $key) -}}
+{{- end -}}
+{{- $_ := set $normal $lower $text -}}
+{{- end -}}
+{{- $_ := set $config $section $normal -}}
+{{- end -}}
+{{- toJson $config -}}
+{{- end -}}
+
+{{/*
+airflow.env must not set what the chart owns (AIRFLOW__<SECTION>__<OPTION> of an owned option, in
+any case, also with _CMD/_SECRET) nor carry a secret as a plain value: secrets come from valueFrom.
+*/}}
+{{- define "ap.airflow.validateEnv" -}}
+{{- $owned := include "ap.airflow.ownedConfig" . | fromJson -}}
+{{- $secretOptions := include "ap.airflow.secretOptions" . | fromJson -}}
+{{- $reserved := list "airflow_home" "airflow_platform_presets" "pythondontwritebytecode" -}}
+{{- $seen := dict -}}
+{{- range $index, $variable := .Values.airflow.env -}}
+{{- $key := printf "airflow.env[%d]" $index -}}
+{{- $name := toString $variable.name -}}
+{{- $lower := lower $name -}}
+{{- if hasKey $seen $name -}}
+{{- fail (printf "%s.name: %s is set twice (also airflow.env[%v])" $key $name (index $seen $name)) -}}
+{{- end -}}
+{{- $_ := set $seen $name $index -}}
+{{- if has $lower $reserved -}}
+{{- fail (printf "%s.name: %s is set by the chart" $key $name) -}}
+{{- end -}}
+{{- if hasPrefix "airflow__" $lower -}}
+{{- $parts := splitList "__" (trimPrefix "airflow__" $lower) -}}
+{{- if eq (len $parts) 2 -}}
+{{- $section := index $parts 0 -}}
+{{- $option := regexReplaceAll "_(cmd|secret)$" (index $parts 1) "" -}}
+{{- if or (hasKey (index $owned $section | default dict) $option) (has $option (index $secretOptions $section | default list)) -}}
+{{- fail (printf "%s.name: %s sets [%s] %s, which the chart owns (the platform depends on it; see values.yaml airflow.config)" $key $name $section $option) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (hasKey $variable "value") (toString $variable.value) -}}
+{{- if or (regexMatch (include "ap.airflow.secretOptionPattern" $) $lower) (regexMatch "(token|credential|private_?key|api_?key|access_?key)" $lower) (hasPrefix "airflow_conn_" $lower) -}}
+{{- fail (printf "%s.value: %s looks like a secret and must not be a plain value (it would be readable in the pod spec); use valueFrom.secretKeyRef" $key $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

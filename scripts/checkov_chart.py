@@ -1,0 +1,122 @@
+"""checkov on every values scenario of the chart, with the justified exceptions of
+charts/airflow-platform/checkov-allowlist.yaml (one reason each, narrowed to resources).
+
+Run by `make lint`. Installs the pinned checkov (requirements/checkov.txt) into its own venv
+.tools/checkov on first use: its dependency pins clash with Airflow's, so it cannot share .venv.
+Exit 0 when every failed check is allow-listed, 1 otherwise (each unexpected failure printed),
+2 when the allow-list itself is malformed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "airflow-platform"
+ALLOWLIST = CHART / "checkov-allowlist.yaml"
+LOCK = ROOT / "requirements" / "checkov.txt"
+VENV = ROOT / ".tools" / "checkov"
+CHECKOV = VENV / "bin" / "checkov"
+HELM = ROOT / ".tools" / "bin" / "helm"
+VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
+
+
+def scenarios() -> list[str]:
+    return [*VALUES_FILES, *(f"ci/{p.name}" for p in sorted((CHART / "ci").glob("*-values.yaml")))]
+
+
+def ensure_checkov() -> None:
+    """The pinned checkov in .tools/checkov, (re)installed when the lock changed."""
+    stamp = VENV / ".lock"
+    if CHECKOV.exists() and stamp.exists() and stamp.read_text() == LOCK.read_text():
+        return
+    print(f"[checkov] installing {LOCK.relative_to(ROOT)} into {VENV.relative_to(ROOT)}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "-r", str(LOCK)], check=True)
+    stamp.write_text(LOCK.read_text())
+
+
+def load_allowlist() -> list[dict]:
+    entries = yaml.safe_load(ALLOWLIST.read_text())["exceptions"]
+    for index, entry in enumerate(entries):
+        missing = {"check", "resources", "reason"} - set(entry)
+        if missing or not str(entry.get("reason", "")).strip():
+            sys.exit(
+                f"{ALLOWLIST.name}: exceptions[{index}] needs check, resources and a reason "
+                f"({sorted(missing)})"
+            )
+    return entries
+
+
+def failed_checks(scenario: str, workdir: Path) -> list[tuple[str, str, str]]:
+    """(check id, check name, resource) of every failed check of one scenario's render."""
+    rendered = subprocess.run(
+        [str(HELM), "template", "airflow-platform", str(CHART), "--namespace", "airflow",
+         "--values", str(CHART / scenario)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    manifest = workdir / (scenario.replace("/", "-") + ".rendered.yaml")
+    manifest.write_text(rendered)
+    result = subprocess.run(
+        [str(CHECKOV), "--file", str(manifest), "--framework", "kubernetes", "--output", "json",
+         "--quiet", "--compact", "--skip-download"],
+        capture_output=True, text=True,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_COLOR": "1"},
+    )  # fmt: skip
+    if result.returncode not in (0, 1):
+        sys.exit(f"[checkov] {scenario}: checkov failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    reports = json.loads(result.stdout or "[]")
+    reports = reports if isinstance(reports, list) else [reports]
+    return [
+        (check["check_id"], check["check_name"], check["resource"])
+        for report in reports
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+
+
+def allowed(check: str, resource: str, entries: list[dict]) -> dict | None:
+    for entry in entries:
+        if entry["check"] == check and any(fnmatch.fnmatchcase(resource, p) for p in entry["resources"]):
+            return entry
+    return None
+
+
+def main() -> int:
+    if not HELM.exists():
+        sys.exit(f"{HELM} is missing: run `make tools`")
+    ensure_checkov()
+    entries = load_allowlist()
+    used: set[int] = set()
+    unexpected: list[str] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for scenario in scenarios():
+            start = time.monotonic()
+            failures = failed_checks(scenario, Path(workdir))
+            for check, name, resource in failures:
+                entry = allowed(check, resource, entries)
+                if entry is None:
+                    unexpected.append(f"{scenario}: {check} {name}: {resource}")
+                else:
+                    used.add(entries.index(entry))
+            print(f"[checkov] {scenario}: {len(failures)} findings, all but "
+                  f"{sum(1 for u in unexpected if u.startswith(scenario + ':'))} allow-listed "
+                  f"({time.monotonic() - start:.0f} s)", flush=True)  # fmt: skip
+    for index, entry in enumerate(entries):
+        if index not in used:
+            print(f"[checkov] note: allow-list entry {entry['check']} matched nothing (stale?)")
+    for line in unexpected:
+        print(f"[checkov] NOT ALLOWED {line}")
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,824 @@
+"""Bad values are refused at `helm template` with the offending key named (issue #14).
+
+One block per class of the issue; each case failed (rendered or broke later) on the chart before the
+fix. Payloads that try to inject YAML carry a whole extra document: a ClusterRoleBinding to
+cluster-admin, which must never reach the output.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .rendering import CHART, airflow_cfg, find, of_kind, render, render_error
+
+INJECTED = (
+    "x\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+    "metadata: {name: pwned}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,"
+    " name: cluster-admin}\nsubjects: [{kind: Group, name: 'system:authenticated',"
+    " apiGroup: rbac.authorization.k8s.io}]"
+)
+
+
+def _json(key: str, value: object) -> list[str]:
+    return ["--set-json", f"{key}={json.dumps(value)}"]
+
+
+def _string(key: str, value: str) -> list[str]:
+    return ["--set-string", f"{key}={value}"]
+
+
+DEFAULT_WORKLOADS = yaml.safe_load((CHART / "values.yaml").read_text())["namespaces"]["workloads"]
+
+
+def _workload(index: int, path: str, value: object) -> list[str]:
+    """The whole workloads list with one field changed (--set on a list index replaces the list).
+    `path` is dotted; "/" separates a quota key that itself contains dots (quota/requests.cpu)."""
+    workloads = copy.deepcopy(DEFAULT_WORKLOADS)
+    *parents, leaf = path.split("/") if "/" in path else path.split(".")
+    target = workloads[index]
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = value
+    return _json("namespaces.workloads", workloads)
+
+
+# (id, helm arguments, text the error must contain)
+QUANTITIES = [
+    (
+        "memory-2GB",
+        _string("airflow.scheduler.resources.limits.memory", "2GB"),
+        "/airflow/scheduler/resources/limits/memory",
+    ),
+    (
+        "memory-lots",
+        _string("airflow.workers.resources.requests.memory", "lots"),
+        "/airflow/workers/resources/requests/memory",
+    ),
+    (
+        "cpu-negative",
+        _json("airflow.apiServer.resources.requests.cpu", -1),
+        "/airflow/apiServer/resources/requests/cpu",
+    ),
+    (
+        "cpu-negative-string",
+        _string("postgres.resources.limits.cpu", "-500m"),
+        "/postgres/resources/limits/cpu",
+    ),
+    (
+        "memory-with-space",
+        _string("clickhouse.resources.limits.memory", "1 Gi"),
+        "/clickhouse/resources/limits/memory",
+    ),
+    (
+        "memory-two-dots",
+        _string("airflow.triggerer.resources.limits.memory", "1.5.5Gi"),
+        "/airflow/triggerer/resources/limits/memory",
+    ),
+    (
+        "memory-unit-only",
+        _string("airflow.dagProcessor.resources.limits.memory", "Gi"),
+        "/airflow/dagProcessor/resources/limits/memory",
+    ),
+    (
+        "memory-hex",
+        _string("airflow.migrateDatabase.resources.limits.memory", "0x10"),
+        "/airflow/migrateDatabase/resources/limits/memory",
+    ),
+    (
+        "memory-empty",
+        _string("airflow.scheduler.resources.requests.memory", ""),
+        "/airflow/scheduler/resources/requests/memory",
+    ),
+    (
+        "resources-unknown-key",
+        _json("airflow.scheduler.resources", {"request": {"cpu": "1"}}),
+        "/airflow/scheduler/resources",
+    ),
+    ("quota-negative", _json("namespaces.workers.quota.pods", -1), "/namespaces/workers/quota/pods"),
+    ("quota-lots", _workload(0, "quota/requests.cpu", "lots"), "/namespaces/workloads/0/quota/requests.cpu"),
+    ("quota-2GB", _workload(1, "quota/limits.memory", "64GB"), "/namespaces/workloads/1/quota/limits.memory"),
+    ("quota-huge", _json("namespaces.workers.quota.pods", 1e300), "/namespaces/workers/quota/pods"),
+    (
+        "quota-bad-resource-name",
+        _json("namespaces.workers.quota", {"requests cpu": "1"}),
+        "/namespaces/workers/quota",
+    ),
+    (
+        "limitrange-lots",
+        _string("namespaces.workers.limitRange.default.cpu", "lots"),
+        "/namespaces/workers/limitRange/default/cpu",
+    ),
+    (
+        "limitrange-negative",
+        _workload(0, "limitRange.defaultRequest.cpu", -2),
+        "/namespaces/workloads/0/limitRange/defaultRequest/cpu",
+    ),
+    (
+        "limitrange-not-a-map",
+        _string("namespaces.workers.limitRange.default", "1Gi"),
+        "/namespaces/workers/limitRange/default",
+    ),
+    ("postgres-size-2GB", _string("postgres.persistence.size", "2GB"), "/postgres/persistence/size"),
+    ("postgres-size-negative", _string("postgres.persistence.size", "-2Gi"), "/postgres/persistence/size"),
+    (
+        "logs-size-lots",
+        ["--set", "airflow.logs.mode=hostPath", *_string("airflow.logs.hostPath.size", "lots")],
+        "/airflow/logs/hostPath/size",
+    ),
+    ("logs-pvc-size-zero", _string("airflow.logs.pvc.size", "0Gi"), "/airflow/logs/pvc/size"),
+    ("clickhouse-size-no-unit", _string("clickhouse.persistence.size", "5"), "/clickhouse/persistence/size"),
+]
+
+REQUESTS_ABOVE_LIMITS = [
+    (
+        "cpu",
+        _string("airflow.scheduler.resources.requests.cpu", "3"),
+        "airflow.scheduler.resources.requests.cpu",
+    ),
+    (
+        "cpu-millis",
+        _string("airflow.apiServer.resources.requests.cpu", "2001m"),
+        "airflow.apiServer.resources.requests.cpu",
+    ),
+    (
+        "memory-mixed-units",
+        _string("airflow.scheduler.resources.requests.memory", "2049Mi"),
+        "airflow.scheduler.resources.requests.memory",
+    ),
+    (
+        "memory-decimal-vs-binary",
+        _string("airflow.workers.resources.requests.memory", "1.1G"),
+        "airflow.workers.resources.requests.memory",
+    ),
+    (
+        "memory-exponent",
+        _string("postgres.resources.requests.memory", "2e9"),
+        "postgres.resources.requests.memory",
+    ),
+    ("clickhouse", _string("clickhouse.resources.requests.cpu", "1.5"), "clickhouse.resources.requests.cpu"),
+    (
+        "migrate",
+        _string("airflow.migrateDatabase.resources.requests.memory", "2Gi"),
+        "airflow.migrateDatabase.resources.requests.memory",
+    ),
+    (
+        "triggerer",
+        _json("airflow.triggerer.resources.requests.cpu", 2),
+        "airflow.triggerer.resources.requests.cpu",
+    ),
+    (
+        "dag-processor",
+        _string("airflow.dagProcessor.resources.requests.memory", "2Gi"),
+        "airflow.dagProcessor.resources.requests.memory",
+    ),
+    (
+        "limitrange-default-request",
+        _string("namespaces.workers.limitRange.defaultRequest.memory", "2Gi"),
+        "namespaces.workers.limitRange.defaultRequest.memory",
+    ),
+    (
+        "limitrange-workload",
+        _workload(1, "limitRange.defaultRequest.cpu", "3"),
+        "namespaces.workloads[1].limitRange.defaultRequest.cpu",
+    ),
+    (
+        "quota-requests-above-limits",
+        _workload(0, "quota/requests.cpu", "17"),
+        "namespaces.workloads[0].quota.requests.cpu",
+    ),
+]
+
+DISRUPTION_BUDGETS = [
+    (
+        "percent-over-100",
+        _string("airflow.scheduler.podDisruptionBudget.maxUnavailable", "150%"),
+        "/airflow/scheduler/podDisruptionBudget/maxUnavailable",
+    ),
+    (
+        "percent-negative",
+        _string("airflow.apiServer.podDisruptionBudget.maxUnavailable", "-1%"),
+        "/airflow/apiServer/podDisruptionBudget/maxUnavailable",
+    ),
+    (
+        "percent-with-space",
+        _string("airflow.triggerer.podDisruptionBudget.maxUnavailable", "50 %"),
+        "/airflow/triggerer/podDisruptionBudget/maxUnavailable",
+    ),
+    (
+        "percent-fraction",
+        _string("airflow.dagProcessor.podDisruptionBudget.maxUnavailable", "12.5%"),
+        "/airflow/dagProcessor/podDisruptionBudget/maxUnavailable",
+    ),
+    (
+        "count-huge",
+        _json("airflow.scheduler.podDisruptionBudget.maxUnavailable", 1e300),
+        "/airflow/scheduler/podDisruptionBudget/maxUnavailable",
+    ),
+    (
+        "count-word",
+        _string("airflow.scheduler.podDisruptionBudget.maxUnavailable", "one"),
+        "/airflow/scheduler/podDisruptionBudget/maxUnavailable",
+    ),
+]
+
+# Each payload tries to append a ClusterRoleBinding document through a string value.
+INJECTIONS = [
+    (
+        "postgres-storage-class",
+        "postgres.persistence.storageClassName",
+        "/postgres/persistence/storageClassName",
+    ),
+    (
+        "clickhouse-storage-class",
+        "clickhouse.persistence.storageClassName",
+        "/clickhouse/persistence/storageClassName",
+    ),
+    ("logs-storage-class", "airflow.logs.pvc.storageClassName", "/airflow/logs/pvc/storageClassName"),
+    ("logs-host-path", "airflow.logs.hostPath.path", "/airflow/logs/hostPath/path"),
+    ("logs-sub-path", "airflow.logs.hostPath.subPath", "/airflow/logs/hostPath/subPath"),
+    ("postgres-size", "postgres.persistence.size", "/postgres/persistence/size"),
+    ("workers-namespace", "namespaces.workers.name", "/namespaces/workers/name"),
+    ("workload-namespace", "namespaces.workloads[0].name", "/namespaces/workloads/0/name"),
+    ("pull-secret", "images.pullSecrets[0]", "/images/pullSecrets/0"),
+    ("registry", "images.registry", "/images/registry"),
+    ("tag", "images.tag", "/images/tag"),
+    ("fernet-secret-name", "secrets.fernetKey.existingSecret", "/secrets/fernetKey/existingSecret"),
+    ("admin-secret-key", "secrets.adminPassword.key", "/secrets/adminPassword/key"),
+    ("external-db-secret", "externalDatabase.secretName", "/externalDatabase/secretName"),
+    ("credentials-secret", "clickhouse.credentialsSecret", "/clickhouse/credentialsSecret"),
+    (
+        "clickhouse-host",
+        "presets.clickhouseSync.profiles.demo-source.host",
+        "/presets/clickhouseSync/profiles/demo-source/host",
+    ),
+    (
+        "clickhouse-user",
+        "presets.clickhouseSync.profiles.demo-destination.user",
+        "/presets/clickhouseSync/profiles/demo-destination/user",
+    ),
+    ("skip-pattern", "presets.clickhouseSync.skipPatterns[0]", "/presets/clickhouseSync/skipPatterns/0"),
+    ("airflow-config-value", "airflow.config.core.parallelism", "/airflow/config/core/parallelism"),
+    ("base-url", "airflow.baseUrl", "/airflow/baseUrl"),
+    ("quota-value", "namespaces.workers.quota.pods", "/namespaces/workers/quota/pods"),
+    (
+        "ingress-peer-label",
+        "networkPolicies.apiServerExtraIngressFrom[0].namespaceSelector.matchLabels.team",
+        "/networkPolicies/apiServerExtraIngressFrom/0/namespaceSelector/matchLabels/team",
+    ),
+]
+
+AIRFLOW_CONFIG = [
+    ("fernet-key-upper", ["--set", "airflow.config.core.FERNET_KEY=abc"], "airflow.config.core.FERNET_KEY"),
+    (
+        "sql-alchemy-conn-mixed",
+        ["--set", "airflow.config.database.Sql_Alchemy_Conn=postgresql://u:p@h/db"],
+        "airflow.config.database.Sql_Alchemy_Conn",
+    ),
+    (
+        "jwt-secret-upper",
+        ["--set", "airflow.config.api_auth.JWT_SECRET=abc"],
+        "airflow.config.api_auth.JWT_SECRET",
+    ),
+    ("secret-key-upper", ["--set", "airflow.config.api.SECRET_KEY=abc"], "airflow.config.api.SECRET_KEY"),
+    (
+        "smtp-password",
+        ["--set", "airflow.config.smtp.smtp_password=hunter2"],
+        "airflow.config.smtp.smtp_password",
+    ),
+    (
+        "any-password",
+        ["--set", "airflow.config.ldap.bind_password=hunter2"],
+        "airflow.config.ldap.bind_password",
+    ),
+    (
+        "any-password-upper",
+        ["--set", "airflow.config.team.DB_PASSWORD=hunter2"],
+        "airflow.config.team.DB_PASSWORD",
+    ),
+    (
+        "any-secret",
+        ["--set", "airflow.config.core.internal_api_secret_key=abc"],
+        "airflow.config.core.internal_api_secret_key",
+    ),
+    (
+        "webserver-secret",
+        ["--set", "airflow.config.webserver.secret_key=abc"],
+        "airflow.config.webserver.secret_key",
+    ),
+    (
+        "conn-cmd",
+        ["--set", "airflow.config.database.sql_alchemy_conn_cmd=cat /x"],
+        "airflow.config.database.sql_alchemy_conn_cmd",
+    ),
+    (
+        "fernet-secret-backend",
+        ["--set", "airflow.config.core.fernet_key_secret=x"],
+        "airflow.config.core.fernet_key_secret",
+    ),
+    (
+        "newline-value",
+        _string("airflow.config.core.parallelism", "8\nexecutor = LocalExecutor"),
+        "/airflow/config/core/parallelism",
+    ),
+    (
+        "carriage-return",
+        _string("airflow.config.core.parallelism", "8\rexecutor = LocalExecutor"),
+        "/airflow/config/core/parallelism",
+    ),
+    ("section-upper", ["--set", "airflow.config.CORE.parallelism=8"], "/airflow/config"),
+    ("option-name-space", _json("airflow.config.core", {"par allelism": "8"}), "/airflow/config/core"),
+    ("option-name-equals", _json("airflow.config.core", {"a=b": "8"}), "/airflow/config/core"),
+    (
+        "option-twice-by-case",
+        ["--set", "airflow.config.core.parallelism=4", "--set", "airflow.config.core.PARALLELISM=8"],
+        "is given twice",
+    ),
+    ("value-huge", _json("airflow.config.core.parallelism", 1e300), "/airflow/config/core/parallelism"),
+    ("value-object", _json("airflow.config.core.parallelism", {"a": 1}), "/airflow/config/core/parallelism"),
+]
+
+
+def _env(*variables: dict) -> list[str]:
+    return _json("airflow.env", list(variables))
+
+
+SECRET_REF = {"secretKeyRef": {"name": "team", "key": "value"}}
+AIRFLOW_ENV = [
+    ("executor", _env({"name": "AIRFLOW__CORE__EXECUTOR", "value": "LocalExecutor"}), "airflow.env[0].name"),
+    (
+        "executor-lower",
+        _env({"name": "airflow__core__executor", "value": "LocalExecutor"}),
+        "airflow.env[0].name",
+    ),
+    ("auth-manager", _env({"name": "AIRFLOW__CORE__AUTH_MANAGER", "value": "x.Y"}), "airflow.env[0].name"),
+    (
+        "users",
+        _env({"name": "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "value": "me:admin"}),
+        "airflow.env[0].name",
+    ),
+    (
+        "namespace",
+        _env({"name": "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE", "value": "kube-system"}),
+        "airflow.env[0].name",
+    ),
+    (
+        "pod-template",
+        _env({"name": "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE", "value": "/x"}),
+        "airflow.env[0].name",
+    ),
+    (
+        "multi-namespace",
+        _env({"name": "AIRFLOW__KUBERNETES_EXECUTOR__MULTI_NAMESPACE_MODE", "value": "True"}),
+        "airflow.env[0].name",
+    ),
+    (
+        "execution-api",
+        _env({"name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "value": "http://evil/"}),
+        "airflow.env[0].name",
+    ),
+    (
+        "dags-folder-cmd",
+        _env({"name": "AIRFLOW__CORE__DAGS_FOLDER_CMD", "value": "echo /x"}),
+        "airflow.env[0].name",
+    ),
+    ("log-folder", _env({"name": "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "value": "/x"}), "airflow.env[0].name"),
+    (
+        "fernet-key-from-secret",
+        _env({"name": "AIRFLOW__CORE__FERNET_KEY", "valueFrom": SECRET_REF}),
+        "airflow.env[0].name",
+    ),
+    (
+        "db-conn-secret-suffix",
+        _env({"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET", "value": "x"}),
+        "airflow.env[0].name",
+    ),
+    ("airflow-home", _env({"name": "AIRFLOW_HOME", "value": "/tmp"}), "airflow.env[0].name"),
+    (
+        "second-entry",
+        _env({"name": "TEAM", "value": "a"}, {"name": "AIRFLOW__CORE__EXECUTOR", "value": "x"}),
+        "airflow.env[1].name",
+    ),
+    (
+        "smtp-password-plain",
+        _env({"name": "AIRFLOW__SMTP__SMTP_PASSWORD", "value": "hunter2"}),
+        "airflow.env[0].value",
+    ),
+    ("password-plain", _env({"name": "DB_PASSWORD", "value": "hunter2"}), "airflow.env[0].value"),
+    ("secret-plain", _env({"name": "team_secret", "value": "s3cr3t"}), "airflow.env[0].value"),
+    ("token-plain", _env({"name": "GITHUB_TOKEN", "value": "ghp_x"}), "airflow.env[0].value"),
+    ("api-key-plain", _env({"name": "VENDOR_API_KEY", "value": "k"}), "airflow.env[0].value"),
+    (
+        "connection-plain",
+        _env({"name": "AIRFLOW_CONN_WAREHOUSE", "value": "postgres://u:p@h/db"}),
+        "airflow.env[0].value",
+    ),
+    (
+        "duplicate-name",
+        _env({"name": "TEAM", "value": "a"}, {"name": "TEAM", "value": "b"}),
+        "airflow.env[1].name",
+    ),
+    ("value-and-value-from", _env({"name": "TEAM", "value": "a", "valueFrom": SECRET_REF}), "/airflow/env/0"),
+    ("missing-name", _env({"value": "a"}), "/airflow/env/0"),
+    ("name-with-newline", _env({"name": "A\nB", "value": "a"}), "/airflow/env/0/name"),
+    ("unknown-field", _env({"name": "A", "vaule": "a"}), "/airflow/env/0"),
+]
+
+NAMESPACES = [
+    ("workload-kube-system", _workload(0, "name", "kube-system"), "/namespaces/workloads/0/name"),
+    ("workload-default", _workload(0, "name", "default"), "/namespaces/workloads/0/name"),
+    ("workload-kube-public", _workload(1, "name", "kube-public"), "/namespaces/workloads/1/name"),
+    ("workload-kube-node-lease", _workload(1, "name", "kube-node-lease"), "/namespaces/workloads/1/name"),
+    ("workload-kube-prefix", _workload(0, "name", "kube-team"), "/namespaces/workloads/0/name"),
+    ("workers-kube-system", _string("namespaces.workers.name", "kube-system"), "/namespaces/workers/name"),
+    ("workers-default", _string("namespaces.workers.name", "default"), "/namespaces/workers/name"),
+    ("workload-is-release", _workload(0, "name", "airflow"), "namespaces.workloads[0].name"),
+    ("workers-is-release", _string("namespaces.workers.name", "airflow"), "namespaces.workers.name"),
+    ("workload-is-workers", _workload(1, "name", "airflow-workers"), "namespaces.workloads[1].name"),
+    ("workload-twice", _workload(1, "name", "airflow-jobs"), "namespaces.workloads[1].name"),
+    ("pool-in-two-namespaces", _workload(1, "pools", ["gpu", "general"]), "namespaces.workloads[1].pools"),
+    ("pool-twice-in-one", _workload(1, "pools", ["gpu", "gpu"]), "/namespaces/workloads/1/pools"),
+    ("name-too-long", _string("namespaces.workloads[0].name", "a" * 64), "/namespaces/workloads/0/name"),
+    ("name-upper", _workload(0, "name", "Jobs"), "/namespaces/workloads/0/name"),
+]
+
+NUMBERS = [
+    (
+        "queued-timeout-huge",
+        _json("airflow.workers.taskQueuedTimeout", 1e300),
+        "/airflow/workers/taskQueuedTimeout",
+    ),
+    ("migration-timeout-huge", _json("airflow.migrationWaitTimeout", 1e20), "/airflow/migrationWaitTimeout"),
+    (
+        "backoff-huge",
+        _json("airflow.migrateDatabase.backoffLimit", 1e19),
+        "/airflow/migrateDatabase/backoffLimit",
+    ),
+    (
+        "startup-timeout-huge",
+        _json("presets.podDefaults.startupTimeoutSeconds", 1e300),
+        "/presets/podDefaults/startupTimeoutSeconds",
+    ),
+    (
+        "batch-size-huge",
+        _json("airflow.workers.podsCreationBatchSize", 1e30),
+        "/airflow/workers/podsCreationBatchSize",
+    ),
+    ("replicas-fraction", _json("airflow.scheduler.replicas", 1.5), "/airflow/scheduler/replicas"),
+    ("rows-huge", _json("clickhouse.loadDemoData.rows", 1e300), "/clickhouse/loadDemoData/rows"),
+    (
+        "port-huge",
+        _json("presets.clickhouseSync.profiles.demo-source.port", 1e300),
+        "/presets/clickhouseSync/profiles/demo-source/port",
+    ),
+]
+
+IMAGES = [
+    ("latest-if-not-present", ["--set", "images.tag=latest"], "images.tag"),
+    ("latest-never", ["--set", "images.tag=latest", "--set", "images.pullPolicy=Never"], "images.tag"),
+    ("latest-any-case", ["--set", "images.tag=Latest"], "images.tag"),
+]
+
+RESTRICTED_CONTEXT = "presets.podDefaults.containerSecurityContext"
+JOB_PRESETS = [
+    (
+        "privilege-escalation",
+        ["--set", f"{RESTRICTED_CONTEXT}.allowPrivilegeEscalation=true"],
+        f"{RESTRICTED_CONTEXT}.allowPrivilegeEscalation",
+    ),
+    ("privileged", ["--set", f"{RESTRICTED_CONTEXT}.privileged=true"], f"{RESTRICTED_CONTEXT}.privileged"),
+    (
+        "capability-sys-admin",
+        _json(f"{RESTRICTED_CONTEXT}.capabilities.add", ["SYS_ADMIN"]),
+        f"{RESTRICTED_CONTEXT}.capabilities.add",
+    ),
+    (
+        "capability-net-raw",
+        _json(f"{RESTRICTED_CONTEXT}.capabilities.add", ["NET_RAW"]),
+        f"{RESTRICTED_CONTEXT}.capabilities.add",
+    ),
+    (
+        "no-drop-all",
+        _json(f"{RESTRICTED_CONTEXT}.capabilities.drop", []),
+        f"{RESTRICTED_CONTEXT}.capabilities.drop",
+    ),
+    (
+        "run-as-root",
+        ["--set", f"{RESTRICTED_CONTEXT}.runAsNonRoot=false"],
+        f"{RESTRICTED_CONTEXT}.runAsNonRoot",
+    ),
+    (
+        "uid-zero",
+        ["--set", "presets.podDefaults.securityContext.runAsUser=0"],
+        "presets.podDefaults.securityContext.runAsUser",
+    ),
+    (
+        "seccomp-unconfined",
+        ["--set", f"{RESTRICTED_CONTEXT}.seccompProfile.type=Unconfined"],
+        f"{RESTRICTED_CONTEXT}.seccompProfile.type",
+    ),
+    (
+        "no-seccomp",
+        [
+            "--set",
+            "presets.podDefaults.securityContext.seccompProfile=null",
+            "--set",
+            f"{RESTRICTED_CONTEXT}.seccompProfile=null",
+        ],
+        f"{RESTRICTED_CONTEXT}.seccompProfile.type",
+    ),
+    (
+        "baseline-privileged",
+        ["--set", "namespaces.podSecurityLevel=baseline", "--set", f"{RESTRICTED_CONTEXT}.privileged=true"],
+        f"{RESTRICTED_CONTEXT}.privileged",
+    ),
+    (
+        "baseline-sys-admin",
+        [
+            *_workload(1, "podSecurityLevel", "baseline"),
+            *_json(f"{RESTRICTED_CONTEXT}.capabilities.add", ["SYS_ADMIN"]),
+        ],
+        f"{RESTRICTED_CONTEXT}.capabilities.add",
+    ),
+    (
+        "baseline-proc-mount",
+        [
+            "--set",
+            "namespaces.podSecurityLevel=baseline",
+            "--set",
+            f"{RESTRICTED_CONTEXT}.procMount=Unmasked",
+        ],
+        f"{RESTRICTED_CONTEXT}.procMount",
+    ),
+]
+
+HOST_PATHS = [
+    (
+        path.strip("/").replace("/", "-") or "root",
+        ["--set", "airflow.logs.mode=hostPath", *_string("airflow.logs.hostPath.path", path)],
+        "/airflow/logs/hostPath/path",
+    )
+    for path in (
+        "/",
+        "//",
+        "/etc",
+        "/var/run",
+        "/var/lib/kubelet",
+        "/var/lib/containerd",
+        "/proc/1",
+        "/tmp/../etc",
+        "/tmp/./x",
+        "/root/.ssh",
+        "/sys",
+        "/dev",
+        "/usr",
+        "/run/containerd",
+        "tmp",
+        "/tmp/",
+    )
+] + [
+    (
+        "sub-path-dot-dot",
+        ["--set", "airflow.logs.mode=hostPath", *_string("airflow.logs.hostPath.subPath", "..")],
+        "/airflow/logs/hostPath/subPath",
+    )
+]
+
+INGRESS_PEERS = [
+    ("empty-peer", [{}], "/networkPolicies/apiServerExtraIngressFrom/0"),
+    (
+        "empty-namespace-selector",
+        [{"namespaceSelector": {}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/namespaceSelector",
+    ),
+    ("empty-pod-selector", [{"podSelector": {}}], "/networkPolicies/apiServerExtraIngressFrom/0/podSelector"),
+    (
+        "empty-match-labels",
+        [{"namespaceSelector": {"matchLabels": {}}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/namespaceSelector/matchLabels",
+    ),
+    (
+        "empty-expressions",
+        [{"podSelector": {"matchExpressions": []}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/podSelector/matchExpressions",
+    ),
+    ("empty-ip-block", [{"ipBlock": {}}], "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock"),
+    (
+        "bad-cidr",
+        [{"ipBlock": {"cidr": "everyone"}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/cidr",
+    ),
+    (
+        "ip-block-with-selector",
+        [{"ipBlock": {"cidr": "10.0.0.0/8"}, "namespaceSelector": {"matchLabels": {"a": "b"}}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0",
+    ),
+    ("unknown-field", [{"from": [{"podSelector": {}}]}], "/networkPolicies/apiServerExtraIngressFrom/0"),
+    (
+        "second-item-empty",
+        [{"namespaceSelector": {"matchLabels": {"a": "b"}}}, {}],
+        "/networkPolicies/apiServerExtraIngressFrom/1",
+    ),
+    ("not-a-list-item", ["ingress-nginx"], "/networkPolicies/apiServerExtraIngressFrom/0"),
+]
+
+# Once a nil pointer ("evaluating interface {}.enabled") and a YAML parse error: now named keys.
+UNCLEAR_BEFORE = [
+    ("pdb-removed", ["--set", "airflow.scheduler.podDisruptionBudget=null"], "podDisruptionBudget"),
+    ("host-path-removed", ["--set", "airflow.logs.hostPath=null"], "hostPath"),
+    ("logs-pvc-removed", ["--set", "airflow.logs.pvc=null"], "pvc"),
+    ("limit-range-removed", ["--set", "namespaces.workers.limitRange=null"], "limitRange"),
+    ("service-removed", ["--set", "airflow.apiServer.service=null"], "service"),
+    (
+        "demo-data-removed",
+        ["--set", "clickhouse.enabled=true", "--set", "clickhouse.loadDemoData=null"],
+        "loadDemoData",
+    ),
+    ("section-removed", ["--set", "presets=null"], "presets"),
+    (
+        "storage-class-yaml-syntax",
+        _string("postgres.persistence.storageClassName", "fast: ssd"),
+        "/postgres/persistence/storageClassName",
+    ),
+    (
+        "storage-class-flow",
+        _json("clickhouse.persistence.storageClassName", "[a, b]"),
+        "/clickhouse/persistence/storageClassName",
+    ),
+    ("size-comment", _string("airflow.logs.pvc.size", "5Gi # big"), "/airflow/logs/pvc/size"),
+]
+
+CLASSES = {
+    "quantity": QUANTITIES,
+    "requests-above-limits": REQUESTS_ABOVE_LIMITS,
+    "disruption-budget": DISRUPTION_BUDGETS,
+    "airflow-config": AIRFLOW_CONFIG,
+    "airflow-env": AIRFLOW_ENV,
+    "namespace": NAMESPACES,
+    "number": NUMBERS,
+    "image": IMAGES,
+    "job-preset": JOB_PRESETS,
+    "host-path": HOST_PATHS,
+    "unclear-before": UNCLEAR_BEFORE,
+}
+CASES = [
+    pytest.param(arguments, key, id=f"{cls}-{case}")
+    for cls, cases in CLASSES.items()
+    for case, arguments, key in cases
+]
+
+
+@pytest.mark.parametrize(("arguments", "key"), CASES)
+def test_bad_value_refused_naming_the_key(arguments: list[str], key: str) -> None:
+    error = render_error(*arguments)
+    assert key in error, error
+    assert "nil pointer" not in error and "error converting YAML" not in error, error
+
+
+@pytest.mark.parametrize(("values_key", "key"), [pytest.param(v, k, id=i) for i, v, k in INJECTIONS])
+def test_newline_injection_refused(values_key: str, key: str, tmp_path: Path) -> None:
+    payload = tmp_path / "payload"
+    payload.write_text(INJECTED)  # --set-file: the file's text is the value, commas and newlines included
+    error = render_error("--set", "airflow.logs.mode=hostPath", "--set-file", f"{values_key}={payload}")
+    assert key in error, error
+
+
+@pytest.mark.parametrize(("peers", "key"), [pytest.param(p, k, id=i) for i, p, k in INGRESS_PEERS])
+def test_api_server_ingress_peer_must_select_someone(peers: list, key: str) -> None:
+    error = render_error(*_json("networkPolicies.apiServerExtraIngressFrom", peers))
+    assert key in error, error
+
+
+def test_many_cases_per_class() -> None:
+    counts = {cls: len(cases) for cls, cases in CLASSES.items()}
+    counts["injection"], counts["ingress-peer"] = len(INJECTIONS), len(INGRESS_PEERS)
+    assert all(count >= 3 for count in counts.values()), counts
+    assert sum(counts.values()) >= 150
+
+
+# --- Values that look odd but are valid: quoted, exact, no document injected -------------------------
+
+
+def test_strings_that_look_like_other_yaml_types_stay_strings() -> None:
+    manifests = render(
+        "values.yaml",
+        "--set-string", "postgres.persistence.storageClassName=true",
+        "--set-string", "clickhouse.persistence.storageClassName=0755",
+        "--set", "clickhouse.enabled=true", "--set", "clickhouse.persistence.enabled=true",
+        *_workload(1, "name", "1234"),
+        "--set-string", "images.tag=1.10",
+    )  # fmt: skip
+    claim = find(manifests, "PersistentVolumeClaim", "airflow-platform-postgres-data")
+    assert claim["spec"]["storageClassName"] == "true"
+    source = find(manifests, "PersistentVolumeClaim", "clickhouse-source-data")
+    assert source["spec"]["storageClassName"] == "0755"
+    assert find(manifests, "Namespace", "1234")["metadata"]["name"] == "1234"
+    scheduler = find(manifests, "Deployment", "airflow-platform-scheduler")
+    assert scheduler["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.10")
+
+
+def test_env_value_with_a_document_stays_one_value() -> None:
+    """airflow.env is passed through toYaml: a multi-line value is data, never a document."""
+    manifests = render("values.yaml", *_env({"name": "TEAM_NOTE", "value": INJECTED}))
+    assert [m for m in manifests if m["metadata"]["name"] == "pwned"] == []
+    scheduler = find(manifests, "Deployment", "airflow-platform-scheduler")
+    env = {e["name"]: e for e in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TEAM_NOTE"]["value"] == INJECTED
+
+
+def test_integers_from_values_files_render_as_integers(tmp_path: Path) -> None:
+    """Helm reads YAML numbers of a values file as float64: %v would print 1e+07."""
+    values = tmp_path / "big.yaml"
+    values.write_text(
+        "airflow:\n"
+        "  config: {core: {parallelism: 10000000, max_active_tasks_per_dag: 2000000}}\n"
+        "  migrationWaitTimeout: 86400\n"
+        "  workers: {taskQueuedTimeout: 604800}\n"
+        "namespaces:\n  workers:\n    quota: {pods: 10000000}\n"
+        "clickhouse: {enabled: true, loadDemoData: {rows: 10000000}}\n"
+    )
+    result = render("values.yaml", "--values", str(values))
+    text = json.dumps(result)
+    assert "e+0" not in text and "e+1" not in text
+    cfg = airflow_cfg(result)
+    assert cfg["core"]["parallelism"] == "10000000"
+    assert cfg["core"]["max_active_tasks_per_dag"] == "2000000"
+    assert cfg["scheduler"]["task_queued_timeout"] == "604800"
+    loader = next(
+        m for m in of_kind(result, "Job") if m["metadata"]["name"].startswith("clickhouse-demo-data")
+    )
+    env = {e["name"]: e.get("value") for e in loader["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DEMO_ROWS"] == "10000000"
+
+
+def test_owned_option_in_any_case_is_overridden_once() -> None:
+    manifests = render("values.yaml", "--set", "airflow.config.core.EXECUTOR=LocalExecutor")
+    config_map = find(manifests, "ConfigMap", "airflow-platform-config", "airflow")
+    lines = [line.lower() for line in config_map["data"]["airflow.cfg"].splitlines()]
+    assert [line for line in lines if line.startswith("executor")] == ["executor = kubernetesexecutor"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param(
+            _env({"name": "AIRFLOW__SMTP__SMTP_PASSWORD", "valueFrom": SECRET_REF}), id="secret-from-ref"
+        ),
+        pytest.param(_env({"name": "AIRFLOW__CORE__PARALLELISM", "value": "8"}), id="not-owned-option"),
+        pytest.param(
+            _env({"name": "AIRFLOW_CONN_WAREHOUSE", "valueFrom": SECRET_REF}), id="connection-from-ref"
+        ),
+        pytest.param(
+            _string("airflow.scheduler.resources.requests.memory", "2Gi"), id="request-equals-limit"
+        ),
+        pytest.param(
+            _string("airflow.scheduler.resources.requests.memory", "2147483648"), id="bytes-equal-2Gi"
+        ),
+        pytest.param(_string("airflow.scheduler.resources.requests.cpu", "2000m"), id="millis-equal-cores"),
+        pytest.param(["--set", "images.tag=latest", "--set", "images.pullPolicy=Always"], id="latest-always"),
+        pytest.param(
+            ["--set", "airflow.scheduler.podDisruptionBudget.maxUnavailable=100%"], id="pdb-100-percent"
+        ),
+        pytest.param(
+            ["--set", "airflow.logs.mode=hostPath", "--set", "airflow.logs.hostPath.path=/data/airflow"],
+            id="host-path-dedicated",
+        ),
+        pytest.param(
+            [
+                "--set",
+                "namespaces.podSecurityLevel=privileged",
+                *_json(f"{RESTRICTED_CONTEXT}.capabilities.add", ["SYS_ADMIN"]),
+            ],
+            id="privileged-namespaces-accept-capabilities",
+        ),
+        pytest.param(
+            [
+                "--set",
+                "namespaces.podSecurityLevel=baseline",
+                "--set",
+                f"{RESTRICTED_CONTEXT}.runAsNonRoot=false",
+            ],
+            id="baseline-allows-root",
+        ),
+        pytest.param(
+            _json(
+                "networkPolicies.apiServerExtraIngressFrom",
+                [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+                        },
+                        "podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+                    }
+                ],
+            ),
+            id="ingress-controller-peer",
+        ),
+    ],
+)
+def test_valid_edge_values_render(arguments: list[str]) -> None:
+    render("values.yaml", *arguments)
