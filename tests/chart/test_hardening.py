@@ -30,6 +30,16 @@ def _hooks(manifests: list[Manifest]) -> list[Manifest]:
     ]  # fmt: skip
 
 
+def _hook_job(manifests: list[Manifest]) -> Manifest:
+    (job,) = [
+        j
+        for j in of_kind(manifests, "Job")
+        if j["metadata"]["name"].startswith(f"{RELEASE}-namespace-hardening-")
+    ]
+    assert job["metadata"]["namespace"] == NAMESPACE
+    return job
+
+
 # --- RBAC -----------------------------------------------------------------------------------------
 
 
@@ -74,7 +84,7 @@ def test_only_hook_is_cluster_scoped_and_limited_to_the_release_namespace(manife
 def test_hardening_hook_disables_default_tokens_and_labels_release_namespace(
     manifests: list[Manifest],
 ) -> None:
-    job = find(manifests, "Job", f"{RELEASE}-namespace-hardening", NAMESPACE)
+    job = _hook_job(manifests)
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert set(json.loads(env["DEFAULT_ACCOUNT_NAMESPACES"])) == {WORKERS, *WORKLOADS}
@@ -94,7 +104,7 @@ def test_hardening_hook_disables_default_tokens_and_labels_release_namespace(
 
 def test_hardening_hook_script_patches_what_it_says(tmp_path) -> None:
     """The hook's Python runs against a recording stand-in for the kubernetes client."""
-    job = find(render("values.yaml"), "Job", f"{RELEASE}-namespace-hardening", NAMESPACE)
+    job = _hook_job(render("values.yaml"))
     container = job["spec"]["template"]["spec"]["containers"][0]
     script = container["command"][2]
     fake = tmp_path / "kubernetes"
