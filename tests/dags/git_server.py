@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -35,6 +35,7 @@ class GitServer:
     writer_password: str
     workdir: Path
     log: Path
+    heads: dict[tuple[str, str], str] = field(default_factory=dict)  # (repository, branch) -> last push
 
     def url(self, repository: str) -> str:
         return f"{self.base_url}/{repository}.git"
@@ -56,7 +57,8 @@ class GitServer:
         git("add", "--all", cwd=clone)
         git("commit", "--quiet", "-m", message, cwd=clone)
         git("push", "--quiet", "origin", f"HEAD:{branch}", cwd=clone)
-        return git("rev-parse", "HEAD", cwd=clone)
+        self.heads[(repository, branch)] = git("rev-parse", "HEAD", cwd=clone)
+        return self.heads[(repository, branch)]
 
 
 def git(*args: str, cwd: Path) -> str:

@@ -231,6 +231,7 @@ def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> No
         "e2e_versioned v1",
         REFRESH_BUDGET,
     )
+    v1_number = api.versions("e2e_versioned")[-1]["version_number"]
     first = api.trigger("e2e_versioned", {"gate": True})
     wait_until(
         lambda: api.task_state("e2e_versioned", first, "wait_for_gate") == "running", "the run in flight", 300
@@ -242,6 +243,8 @@ def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> No
     wait_until(
         lambda: api.versions("e2e_versioned")[-1]["bundle_version"] == v2, "e2e_versioned v2", REFRESH_BUDGET
     )
+    v2_number = api.versions("e2e_versioned")[-1]["version_number"]
+    assert v2_number > v1_number
     api.set_variable(GATE_VARIABLE, "open")
     run = api.finished("e2e_versioned", first)
     assert run["state"] == "success"
@@ -253,9 +256,8 @@ def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> No
     assert run["state"] == "success"
     assert run["bundle_version"] == v2
     assert api.xcom("e2e_versioned", second, "report") == v2_code
-    versions = {v["bundle_version"]: v["version_number"] for v in api.versions("e2e_versioned")}
-    assert [v["version_number"] for v in api.run("e2e_versioned", first)["dag_versions"]] == [versions[v1]]
-    assert [v["version_number"] for v in run["dag_versions"]] == [versions[v2]]
+    assert [v["version_number"] for v in api.run("e2e_versioned", first)["dag_versions"]] == [v1_number]
+    assert [v["version_number"] for v in run["dag_versions"]] == [v2_number]
 
 
 def test_import_error_is_reported_and_the_rest_keeps_running(api: Api, repository: Repository) -> None:
