@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 
 from airflow.providers.git.bundles.git import GitDagBundle as ProviderGitDagBundle
 
@@ -53,8 +54,16 @@ class GitDagBundle(ProviderGitDagBundle):
             super().initialize()
         except Exception as error:
             self._report(error)
+            self._discard_tracking_clone()
             raise
         self._report(None)
+
+    def _discard_tracking_clone(self) -> None:
+        """A failed first checkout (e.g. of a branch not pushed yet) leaves a clone the provider reuses
+        without fetching into it, so the branch would stay missing until a restart: start it afresh."""
+        if self.version is None and self.repo_path.exists():
+            with self.lock():
+                shutil.rmtree(self.repo_path, ignore_errors=True)
 
     def refresh(self) -> None:
         try:
