@@ -4,7 +4,6 @@ directory: logs older than the retention go, newer ones and everything outside t
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,12 +11,12 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.chart.rendering import CHART, RELEASE, find, render
 
+from .chart_scripts import load_chart_script
 from .s3_server import S3Server, s3_server
 
 SCRIPT = CHART / "files" / "ops" / "clean_logs.py"
@@ -25,16 +24,7 @@ BUCKET = "retention"
 DAY = 86400
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("clean_logs", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-clean_logs = load_script()
+clean_logs = load_chart_script("clean_logs")
 
 
 @pytest.fixture(scope="module")

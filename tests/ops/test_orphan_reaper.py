@@ -3,11 +3,9 @@ cncf-kubernetes provider), and its database query against a real Airflow metadat
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 
 import pytest
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -15,22 +13,15 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from tests.chart.rendering import CHART
 from tests.facts import JOBS_NAMESPACE
 
+from .chart_scripts import load_chart_script
+
 SCRIPT = CHART / "files" / "ops" / "reap_orphans.py"
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=30)
 RUN_ID = "manual__2026-01-01T10:00:00.123456+00:00"  # not a valid label value: the operator hashes it
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reap_orphans", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-reaper = load_script()
+reaper = load_chart_script("reap_orphans")
 
 
 class _TI:
