@@ -87,15 +87,37 @@ def stopped_nodes() -> list[str]:
     ]
 
 
+API_PROBE_S = 60
+
+
+def api_answers() -> bool:
+    probe = ("get", "--raw", "/readyz", "--request-timeout=10s")
+    return kubectl(*probe, check=False).strip() == "ok"
+
+
+def reuse_problem() -> str | None:
+    """Why the existing cluster cannot be reused, or None when it can."""
+    stopped = stopped_nodes()
+    if stopped:
+        return f"has stopped nodes ({', '.join(stopped)})"
+    export_kubeconfig()
+    try:
+        wait_until(api_answers, "the existing cluster's API server to answer /readyz", API_PROBE_S)
+    except TimeoutError:
+        return f"its API server does not answer /readyz within {API_PROBE_S} s"
+    return None
+
+
 def create_cluster(pools: dict) -> None:
     ensure_inotify_limits()
     if cluster_exists():
-        stopped = stopped_nodes()
-        if not stopped:
-            log(f"cluster {config.CLUSTER_NAME} exists: reusing it")
+        problem = reuse_problem()
+        if not problem:
+            log(f"cluster {config.CLUSTER_NAME} exists and answers: reusing it")
             return
-        # kind cannot resume a multi-node cluster reliably (node IPs change): start over.
-        log(f"cluster {config.CLUSTER_NAME} has stopped nodes ({', '.join(stopped)}): recreating it")
+        # kind cannot resume a multi-node cluster reliably (node IPs change after a dockerd or host
+        # restart, the API server then answers EOF): start over rather than fail later.
+        log(f"cluster {config.CLUSTER_NAME} exists but {problem}: recreating it")
         down()
     if not NODE_IMAGE_FILE.exists():
         raise RuntimeError("no node image built yet: run `make node-image` first")

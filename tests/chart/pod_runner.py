@@ -155,10 +155,13 @@ class PodRunner:
     def run_job(self, name: str, namespace: str, timeout: float = 300) -> str:
         """Runs a Job's pod to completion and returns its output (fails with it on a non-zero exit)."""
         (container,) = self.run_pod("Job", name, namespace).values()
-        result = self._docker("wait", container, timeout=timeout)
+        try:
+            exit_code = self._docker("wait", container, timeout=timeout).stdout.strip()
+        except subprocess.TimeoutExpired:
+            exit_code = f"none: still running after {timeout:.0f} s"
         logs = self._docker("logs", container)
         output = logs.stdout + logs.stderr
-        assert result.stdout.strip() == "0", f"job {name} failed:\n{output[-3000:]}"
+        assert exit_code == "0", f"job {name} exit code {exit_code}; its log ends with:\n{output[-3000:]}"
         return output
 
     def service_aliases(self, service: str, namespace: str) -> tuple[str, ...]:

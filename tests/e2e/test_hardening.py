@@ -115,10 +115,31 @@ def test_job_pod_with_foreign_env_from_is_refused(as_worker: k8s.CoreV1Api, fore
     assert "Secrets usable by jobs" in _refusal(as_worker, pod)
 
 
-@FIRST_RUN_FAILED  # admission refused only the `default` account on kind
-@pytest.mark.parametrize("account", ["default", f"{RELEASE}-worker", "clickhouse"])
-def test_job_pod_as_another_service_account_is_refused(as_worker: k8s.CoreV1Api, account: str) -> None:
-    assert "airflow-workload" in _refusal(as_worker, _job_pod(service_account_name=account))
+@pytest.fixture
+def existing_account(core: k8s.CoreV1Api, request: pytest.FixtureRequest) -> str:
+    """A ServiceAccount that exists in the jobs namespace (one someone created there, or that a team
+    bound rights to). A missing account would be refused earlier, by the ServiceAccount admission
+    plugin, which would prove nothing about the policy."""
+    name = request.param
+    body = k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=name, labels={"e2e": "rogue-account"}))
+    created = False
+    try:
+        core.create_namespaced_service_account(JOBS, body)
+        created = True
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    yield name
+    if created:
+        core.delete_namespaced_service_account(name, JOBS)
+
+
+@pytest.mark.parametrize("existing_account", ["default", f"{RELEASE}-worker", "clickhouse"], indirect=True)
+def test_job_pod_as_another_service_account_is_refused(
+    as_worker: k8s.CoreV1Api, existing_account: str
+) -> None:
+    message = _refusal(as_worker, _job_pod(service_account_name=existing_account))
+    assert "must run as the ServiceAccount airflow-workload" in message and existing_account in message
 
 
 def test_job_pod_with_host_path_is_refused(as_worker: k8s.CoreV1Api) -> None:
@@ -130,13 +151,13 @@ def test_job_pod_on_host_network_is_refused(as_worker: k8s.CoreV1Api) -> None:
     assert "host" in _refusal(as_worker, _job_pod(host_network=True))
 
 
-@FIRST_RUN_FAILED
 def test_admission_message_reaches_the_launchers_log(core: k8s.CoreV1Api, foreign_secret: str) -> None:
-    """A real launcher pod (worker account, in-cluster) asks for a job pod with a foreign Secret."""
-    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": foreign_secret, "key": "token"}}}]
-    container = {"name": "c", "image": "x", "env": env}
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "e2e-foreign-"},
-           "spec": {"serviceAccountName": "airflow-workload", "containers": [container]}}  # fmt: skip
+    """A real launcher pod (worker account, in-cluster) asks for a job pod with a foreign Secret. The job
+    pod is otherwise compliant (Pod Security `restricted` included), so the refusal is the policy's."""
+    job = _job_pod()
+    job.metadata = k8s.V1ObjectMeta(generate_name="e2e-foreign-")
+    job.spec.containers[0].env = _secret_env(foreign_secret)
+    pod = k8s.ApiClient().sanitize_for_serialization(job)
     script = (
         "import json\n"
         "from kubernetes import client, config\n"

@@ -7,6 +7,11 @@
 //   - masquerading of pod traffic that leaves the pod network;
 //   - NetworkPolicy enforcement for the pods of this node, as one nftables table replaced atomically
 //     (this kernel has nftables but no nft `queue` support, which kube-network-policies needs).
+//
+// Polling alone would leave a new pod unfiltered until its IP shows in the API and the next pass
+// runs, while its containers already run. So the same binary is also a CNI plugin, chained after
+// ptp (see plugin.go): on ADD it asks this daemon, over a unix socket, to admit the pod with its new
+// IP, and the daemon answers only once the policy table covers that IP (see admit.go).
 package main
 
 import (
@@ -18,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +37,8 @@ type options struct {
 	nodeName  string
 	podSubnet string
 	cniDir    string
+	cniBinDir string
+	socket    string
 	interval  time.Duration
 }
 
@@ -41,13 +49,41 @@ type state struct {
 	pods       []corev1.Pod
 	namespaces []corev1.Namespace
 	policies   []networkingv1.NetworkPolicy
+	// pendingIPs ("namespace/name" -> IP) are the addresses the CNI plugin announced for pods
+	// whose IP the API does not show yet; policy.go uses them as if they were status.podIP.
+	pendingIPs map[string]string
+}
+
+// daemon holds what outlives one sync pass. mu serializes the passes of the periodic loop and of
+// the CNI plugin's requests: both rewrite the same nftables table from the same inputs.
+type daemon struct {
+	client  kubernetes.Interface
+	opts    options
+	nft     func(rules string) error // applyNft; replaced in tests
+	mu      sync.Mutex
+	applied map[string]string     // table name -> rules last applied
+	pending map[string]pendingPod // "namespace/name" -> IP announced by the CNI plugin
+}
+
+func newDaemon(client kubernetes.Interface, opts options) *daemon {
+	return &daemon{
+		client: client, opts: opts, nft: applyNft,
+		applied: map[string]string{}, pending: map[string]pendingPod{},
+	}
 }
 
 func main() {
+	// The kubelet's container runtime executes /opt/cni/bin/podnet with CNI_COMMAND set.
+	if os.Getenv("CNI_COMMAND") != "" {
+		pluginMain()
+		return
+	}
 	opts := options{}
 	flag.StringVar(&opts.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node")
 	flag.StringVar(&opts.podSubnet, "pod-subnet", os.Getenv("POD_SUBNET"), "cluster pod CIDR")
 	flag.StringVar(&opts.cniDir, "cni-dir", "/etc/cni/net.d", "CNI config directory")
+	flag.StringVar(&opts.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "CNI plugin directory (the host's)")
+	flag.StringVar(&opts.socket, "socket", defaultSocket, "unix socket the CNI plugin asks")
 	flag.DurationVar(&opts.interval, "interval", 3*time.Second, "resync interval")
 	flag.Parse()
 	if opts.nodeName == "" || opts.podSubnet == "" {
@@ -57,26 +93,47 @@ func main() {
 	if err != nil {
 		log.Fatalf("in-cluster config: %v", err)
 	}
-	client := kubernetes.NewForConfigOrDie(config)
+	d := newDaemon(kubernetes.NewForConfigOrDie(config), opts)
 	mustWrite("/proc/sys/net/ipv4/ip_forward", "1")
-	applied := map[string]string{}
+	// The plugin binary and the socket exist before the first conflist names the plugin; until
+	// then (and whenever this daemon is down) the plugin's ADD fails and the kubelet retries.
+	if err := installPlugin(opts.cniBinDir); err != nil {
+		log.Fatalf("install CNI plugin: %v", err)
+	}
+	listener, err := listen(opts.socket)
+	if err != nil {
+		log.Fatalf("listen on %s: %v", opts.socket, err)
+	}
+	go d.serve(listener)
 	for {
-		if err := syncOnce(context.Background(), client, opts, applied); err != nil {
+		if err := d.sync(context.Background(), nil); err != nil {
 			log.Printf("sync: %v", err)
 		}
 		time.Sleep(opts.interval)
 	}
 }
 
-func syncOnce(ctx context.Context, client kubernetes.Interface, opts options, applied map[string]string) error {
-	st, err := readState(ctx, client, opts.nodeName)
+// sync runs one pass under the lock; admit (when set) is a pod the CNI plugin is waiting for.
+func (d *daemon) sync(ctx context.Context, admit *admission) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, err := readState(ctx, d.client, d.opts.nodeName)
 	if err != nil {
 		return err
 	}
+	if err := d.usePending(ctx, st, admit); err != nil {
+		return err
+	}
+	return d.converge(st)
+}
+
+// converge writes the CNI config, routes and nftables tables for the state read by one pass.
+func (d *daemon) converge(st *state) error {
+	opts := d.opts
 	if st.node.Spec.PodCIDR == "" {
 		return fmt.Errorf("node %s has no podCIDR yet", opts.nodeName)
 	}
-	if err := writeCNIConfig(opts.cniDir, st.node.Spec.PodCIDR); err != nil {
+	if err := writeCNIConfig(opts.cniDir, st.node.Spec.PodCIDR, opts.socket); err != nil {
 		return err
 	}
 	syncRoutes(st, opts.nodeName)
@@ -85,13 +142,13 @@ func syncOnce(ctx context.Context, client kubernetes.Interface, opts options, ap
 		"policy": policyTable(st, opts.nodeName),
 	}
 	for name, rules := range tables {
-		if applied[name] == rules {
+		if d.applied[name] == rules {
 			continue
 		}
-		if err := applyNft(rules); err != nil {
+		if err := d.nft(rules); err != nil {
 			return fmt.Errorf("nft %s: %w", name, err)
 		}
-		applied[name] = rules
+		d.applied[name] = rules
 		log.Printf("applied nftables %s table (%d lines)", name, strings.Count(rules, "\n"))
 	}
 	return nil
@@ -127,17 +184,20 @@ func readState(ctx context.Context, client kubernetes.Interface, nodeName string
 }
 
 // writeCNIConfig writes the conflist only when it changed, so the kubelet sees one stable file.
-func writeCNIConfig(dir, podCIDR string) error {
+// The podnet plugin comes right after ptp: ptp's result carries the pod's IP, and the pod's
+// containers start only once every plugin of the list succeeded.
+func writeCNIConfig(dir, podCIDR, socket string) error {
 	conf := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "podnet",
   "plugins": [
     {"type": "ptp", "ipMasq": false, "mtu": 1500,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "podnet", "socket": %q},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, podCIDR)
+`, podCIDR, socket)
 	path := filepath.Join(dir, "10-podnet.conflist")
 	if current, err := os.ReadFile(path); err == nil && string(current) == conf {
 		return nil

@@ -45,24 +45,34 @@ func policyTable(st *state, nodeName string) string {
 func localPods(st *state, nodeName string) []corev1.Pod {
 	var pods []corev1.Pod
 	for _, pod := range st.pods {
-		if pod.Spec.NodeName == nodeName && hasPodNetworkIP(pod) {
+		if pod.Spec.NodeName == nodeName && hasPodNetworkIP(st, pod) {
 			pods = append(pods, pod)
 		}
 	}
 	return pods
 }
 
-func hasPodNetworkIP(pod corev1.Pod) bool {
-	return !pod.Spec.HostNetwork && pod.Status.PodIP != "" && !strings.Contains(pod.Status.PodIP, ":") &&
+func hasPodNetworkIP(st *state, pod corev1.Pod) bool {
+	ip := podIP(st, pod)
+	return !pod.Spec.HostNetwork && ip != "" && !strings.Contains(ip, ":") &&
 		pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}
+
+// podIP is the address the CNI plugin announced for a pod whose API status does not show it yet
+// (its sandbox was just created and its containers wait for this table), else status.podIP.
+func podIP(st *state, pod corev1.Pod) string {
+	if ip, ok := st.pendingIPs[pod.Namespace+"/"+pod.Name]; ok {
+		return ip
+	}
+	return pod.Status.PodIP
 }
 
 // podRules returns the accept rules then the final drop for one pod and direction, or nothing when
 // no policy isolates the pod in that direction.
 func podRules(st *state, pod corev1.Pod, dir direction) []string {
-	match := "ip daddr " + pod.Status.PodIP
+	match := "ip daddr " + podIP(st, pod)
 	if dir == egress {
-		match = "ip saddr " + pod.Status.PodIP
+		match = "ip saddr " + podIP(st, pod)
 	}
 	isolated := false
 	var rules []string
@@ -175,13 +185,13 @@ func peerPodIPs(st *state, namespace string, peer networkingv1.NetworkPolicyPeer
 	}
 	seen := map[string]bool{}
 	for _, pod := range st.pods {
-		if !namespaces[pod.Namespace] || !hasPodNetworkIP(pod) {
+		if !namespaces[pod.Namespace] || !hasPodNetworkIP(st, pod) {
 			continue
 		}
 		if peer.PodSelector != nil && !selects(*peer.PodSelector, pod.Labels) {
 			continue
 		}
-		seen[pod.Status.PodIP] = true
+		seen[podIP(st, pod)] = true
 	}
 	ips := make([]string, 0, len(seen))
 	for ip := range seen {
