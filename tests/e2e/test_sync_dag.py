@@ -86,6 +86,8 @@ def _query(core: k8s.CoreV1Api, service: str, password: str, sql: str) -> list[l
         command=["clickhouse-client", "--password", password, "--query", sql],
         stderr=True, stdin=False, stdout=True, tty=False,
     )  # fmt: skip
+    if "Received exception from server" in output or output.startswith("Code: "):
+        raise RuntimeError(f"clickhouse-client on {service} failed for {sql!r}:\n{output}")
     return [line.split("\t") for line in output.splitlines() if line]
 
 
