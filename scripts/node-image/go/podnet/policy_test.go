@@ -144,3 +144,34 @@ func TestEgressPolicyFiltersBySourceAndAllowsDNS(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A pod whose sandbox the CNI plugin is admitting has no status.podIP yet: its announced IP must
+// get the pod's rules, and count as a peer of the pods its policy allows.
+func TestPendingPodIsIsolatedWithItsAnnouncedIP(t *testing.T) {
+	policy := networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "jobs", Name: "egress"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{
+				{Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr(corev1.ProtocolUDP), Port: ptr(intstr.FromInt32(53))}}},
+				{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
+			},
+		},
+	}
+	st := &state{
+		pods: []corev1.Pod{
+			pod("jobs", "new", node, "", nil),
+			pod("jobs", "old", "node-b", "10.244.2.4", nil),
+		},
+		policies:   []networkingv1.NetworkPolicy{policy},
+		pendingIPs: map[string]string{"jobs/new": "10.244.1.9"},
+	}
+	st.pods[0].Status.Phase = corev1.PodPending
+	assertRules(t, rulesOf(t, st),
+		"ip saddr 10.244.1.9 udp dport 53 accept",
+		"ip saddr 10.244.1.9 ip daddr { 10.244.1.9, 10.244.2.4 } accept",
+		`ip saddr 10.244.1.9 drop comment "jobs/new egress"`)
+
+	st.pendingIPs = nil // without the announcement the pod has no address: no rules at all
+	assertRules(t, rulesOf(t, st))
+}
