@@ -106,9 +106,12 @@ func main() {
 	}
 	go d.serve(listener)
 	for {
-		if err := d.sync(context.Background(), nil); err != nil {
+		// bounded: a pass holds the lock that the plugin's admissions wait for
+		ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
+		if err := d.sync(ctx, nil); err != nil {
 			log.Printf("sync: %v", err)
 		}
+		cancel()
 		time.Sleep(opts.interval)
 	}
 }
