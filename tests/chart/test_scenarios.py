@@ -78,10 +78,9 @@ def test_no_network_policies_scenario_leaves_policy_to_the_platform_team() -> No
     manifests = scenario_manifests_of("no-network-policies")
     for kind in ("Namespace", "NetworkPolicy"):
         assert of_kind(manifests, kind) == [], kind
-    # rbac.create false drops the platform's Roles (the orphan reaper's own Role still follows
-    # housekeeping.orphanedPods.enabled).
-    roles = {m["metadata"]["name"] for m in of_kind(manifests, "Role")}
-    assert not roles & {f"{RELEASE}-scheduler", f"{RELEASE}-api-server", f"{RELEASE}-pod-launcher"}
+    # rbac.create false: no RBAC object at all (orphan reaper and namespace-hardening hook included)
+    for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+        assert of_kind(manifests, kind) == [], kind
     accounts = {
         (m["metadata"]["namespace"], m["metadata"]["name"]) for m in of_kind(manifests, "ServiceAccount")
     }
