@@ -82,7 +82,7 @@ diagnostics: ## Cluster, Helm and Airflow state into .cache/artifacts/ (as a fai
 	$(STEPS) diagnostics --reason "$(or $(REASON),requested)"
 
 ## --- Images and platform --------------------------------------------------------------------------
-.PHONY: images images-lock load e2e bench clean
+.PHONY: images images-lock load registry registry-down push e2e bench clean
 images: venv docker ## Build every image under images/ (air-gapped capable), with sizes and timings
 	$(PY) -m scripts images build
 
@@ -91,6 +91,15 @@ images-lock: venv ## Regenerate images/airflow/constraints.txt (pip freeze in th
 
 load: venv tools ## Load the images into the kind cluster
 	$(PY) -m scripts images load
+
+registry: venv docker ## Local OCI registry (TLS + htpasswd) on kind's network, at localhost:5001
+	$(PY) -m scripts registry up
+
+registry-down: ## Stop the local registry (its data volume and .cache/registry stay)
+	$(STEPS) registry down
+
+push: venv docker tools ## Push every image and the packaged chart to the local registry (started if needed)
+	$(PY) -m scripts registry push
 
 e2e: venv ## make up, then every test that needs the cluster and Docker; diagnostics when it fails
 	$(PY) -m scripts up && $(PYTEST) $(E2E_ARGS) || { $(PY) -m scripts diagnostics --reason "make e2e failed"; exit 1; }
@@ -102,6 +111,7 @@ bench: venv test-deps ## Benchmarks (print their figures)
 report: venv ## HTML page with the last make up / make e2e figures (.cache/report/index.html)
 	$(PY) -m scripts report
 
-clean: down ## Remove the cluster, every cache and every image the project made
+clean: down registry-down ## Remove the cluster, the registry, every cache and every image the project made
+	docker volume rm -f airflow-platform-registry-data >/dev/null
 	rm -rf .cache .tools .venv
 	docker images -q 'airflow-platform/*' | sort -u | xargs -r docker rmi -f

@@ -8,6 +8,8 @@ images build|load [NAME...] build the images / load them into the cluster (all b
 images push REGISTRY        tag and push every image to REGISTRY (e.g. registry.local:5000)
 images lock                 regenerate images/airflow/constraints.txt in the image's Python
 images tag | images refs    print the tag every image carries / every image reference
+registry up|down|push       the local OCI registry (TLS, htpasswd) on kind's network; push every
+                            image and the chart to it (make registry, make push)
 diagnostics [--reason TEXT] collect cluster, Helm and Airflow state into .cache/artifacts/
 report                      .cache/report/index.html: charts of .cache/timings.json (make report)
 """
@@ -51,6 +53,12 @@ def step(module: str, function: str) -> Callable[[argparse.Namespace], object]:
     return call
 
 
+def registry_command(args: argparse.Namespace) -> None:
+    from scripts import registry
+
+    {"up": registry.up, "down": registry.down, "push": registry.push}[args.action]()
+
+
 def diagnostics_command(args: argparse.Namespace) -> None:
     from scripts import diagnostics
 
@@ -66,6 +74,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "down": step("cluster", "down"),
     "kind-config": step("cluster", "print_config"),
     "images": images_command,
+    "registry": registry_command,
     "diagnostics": diagnostics_command,
     "report": step("report", "main"),
 }
@@ -81,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
         if name == "images":
             command.add_argument("action", choices=["build", "load", "push", "lock", "tag", "refs"])
             command.add_argument("names", nargs="*", metavar="NAME")
+        elif name == "registry":
+            command.add_argument("action", choices=["up", "down", "push"])
         elif name == "diagnostics":
             command.add_argument("--reason", default="requested", help="why (written into the summary)")
     return root

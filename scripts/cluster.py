@@ -4,6 +4,12 @@ The kind config is generated from node-pools/pools.yaml: one control plane plus 
 pool, labelled and tainted (NoSchedule) as the pool says. `kind.extendedResources` of a pool (the
 simulated nvidia.com/gpu) is advertised by patching the node status, as Kubernetes documents for
 extended resources without a device plugin: nothing backs it, it only makes GPU scheduling testable.
+
+Registry mode (PLATFORM_REGISTRY=1, scripts/config.py): the nodes pull the platform's images from the
+local OCI registry (scripts/registry.py) instead of having them loaded: containerd reads registry host
+directories (`config_path`), and every node mounts .cache/registry/certs.d there, whose hosts.toml
+sends REGISTRY_HOST/... to the registry container over TLS verified with the local CA (kind's
+local-registry pattern). Credentials come from the pods' imagePullSecrets, not from the nodes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts import config
+from scripts import config, registry
 from scripts.common import Logger, run, wait_until
 
 NODE_IMAGE_FILE = config.CACHE / "node-image" / "current-image"
@@ -42,16 +48,35 @@ def worker_node(pool: dict) -> dict:
     }
 
 
-def kind_config(pools: dict) -> dict:
+# containerd 2 (config version 3, ours and kind's): read registry hosts from the mounted directory.
+REGISTRY_CONTAINERD_PATCH = """[plugins.'io.containerd.cri.v1.images'.registry]
+  config_path = "/etc/containerd/certs.d"
+"""
+
+
+def kind_config(pools: dict, registry_certs_d: Path | None = None) -> dict:
+    """The kind config; with `registry_certs_d` (registry mode) every node mounts it for containerd."""
     # Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise; such hosts are still common.
     kubelet_patch = {"kind": "KubeletConfiguration", "failCgroupV1": False}
-    return {
+    nodes = [{"role": "control-plane"}, *(worker_node(pool) for pool in pools.values())]
+    cluster = {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": config.CLUSTER_NAME,
         "kubeadmConfigPatches": [yaml.safe_dump(kubelet_patch)],
-        "nodes": [{"role": "control-plane"}, *(worker_node(pool) for pool in pools.values())],
+        "nodes": nodes,
     }
+    if registry_certs_d is not None:
+        cluster["containerdConfigPatches"] = [REGISTRY_CONTAINERD_PATCH]
+        mount = {"hostPath": str(registry_certs_d), "containerPath": registry.NODE_CERTS_D, "readOnly": True}
+        for node in nodes:
+            node["extraMounts"] = [*node.get("extraMounts", []), mount]
+    return cluster
+
+
+def registry_certs_d() -> Path | None:
+    """In registry mode, the nodes' containerd host directory (CA and hosts.toml made if missing)."""
+    return registry.ensure_node_files() if config.registry_mode() else None
 
 
 def cluster_exists() -> bool:
@@ -95,11 +120,29 @@ def api_answers() -> bool:
     return kubectl(*probe, check=False).strip() == "ok"
 
 
+def nodes_without_registry_mount() -> list[str]:
+    """Node containers that do not mount the registry's host directory (made without registry mode)."""
+    nodes = run("kind", "get", "nodes", "--name", config.CLUSTER_NAME, capture=True).split()
+    destinations = "{{range .Mounts}}{{.Destination}} {{end}}"
+    return [
+        node
+        for node in nodes
+        if registry.NODE_CERTS_D
+        not in run("docker", "inspect", "-f", destinations, node, capture=True).split()
+    ]
+
+
 def reuse_problem() -> str | None:
     """Why the existing cluster cannot be reused, or None when it can."""
     stopped = stopped_nodes()
     if stopped:
         return f"has stopped nodes ({', '.join(stopped)})"
+    if config.registry_mode():
+        unmounted = nodes_without_registry_mount()
+        if unmounted:
+            return (
+                f"was made without PLATFORM_REGISTRY=1 ({', '.join(unmounted)} lack {registry.NODE_CERTS_D})"
+            )
     export_kubeconfig()
     try:
         wait_until(api_answers, "the existing cluster's API server to answer /readyz", API_PROBE_S)
@@ -123,7 +166,13 @@ def create_cluster(pools: dict) -> None:
         raise RuntimeError("no node image built yet: run `make node-image` first")
     image = NODE_IMAGE_FILE.read_text().strip()
     kind_file = config.CACHE / f"kind-{config.CLUSTER_NAME}.yaml"
-    kind_file.write_text(yaml.safe_dump(kind_config(pools), sort_keys=False))
+    certs_d = registry_certs_d()
+    if certs_d is not None:
+        log(
+            f"registry mode: nodes pull {config.REGISTRY_HOST}/... from {config.REGISTRY_CONTAINER} "
+            f"({certs_d})"
+        )
+    kind_file.write_text(yaml.safe_dump(kind_config(pools, certs_d), sort_keys=False))
     log(f"creating {config.CLUSTER_NAME} from {image} (config {kind_file.relative_to(config.ROOT)})")
     run(
         "kind",
@@ -264,4 +313,4 @@ def down() -> None:
 
 
 def print_config() -> None:
-    print(yaml.safe_dump(kind_config(load_pools()), sort_keys=False))
+    print(yaml.safe_dump(kind_config(load_pools(), registry_certs_d()), sort_keys=False))

@@ -4,7 +4,9 @@
 - versions: `versions.env` (the only place a pinned version is written);
 - names: the cluster, the Helm release and its namespace; the worker and workload namespaces come
   from the chart's values as `make up` installs them (values.yaml + values-kind.yaml);
-- images: one per folder `images/<name>/` with a Dockerfile, its repository from the chart's values.
+- images: one per folder `images/<name>/` with a Dockerfile, its repository from the chart's values;
+  the tool images (TOOL_IMAGES: run by the scripts on the local path, never by the chart) excepted;
+- the local OCI registry (scripts/registry.py): its container, address and switch PLATFORM_REGISTRY.
 
 Stdlib at import time (the node image is built before the venv exists); PyYAML is loaded only by
 the functions that read YAML.
@@ -30,6 +32,9 @@ KIND_VALUES = CHART / "values-kind.yaml"
 POOLS_FILE = ROOT / "node-pools" / "pools.yaml"
 IMAGES_DIR = ROOT / "images"
 BASE_IMAGE_DIR = IMAGES_DIR / "base"  # the shared preamble of every image, not a platform image
+# Image folders the scripts build and run on the local path that the chart never references (so they
+# have no images.<key> in values.yaml and are never loaded into kind or pushed as platform images).
+TOOL_IMAGES = ("registry",)
 ARTIFACTS = CACHE / "artifacts"  # diagnostics of a failed run (scripts/diagnostics.py)
 TIMINGS_FILE = CACHE / "timings.json"
 
@@ -151,9 +156,11 @@ class Image:
 
 
 def image_folders() -> list[str]:
-    """Names of the image folders (each has a Dockerfile), the shared base excluded."""
+    """Names of the platform image folders (each has a Dockerfile): the shared base and tools excluded."""
     return sorted(
-        path.parent.name for path in IMAGES_DIR.glob("*/Dockerfile") if path.parent != BASE_IMAGE_DIR
+        path.parent.name
+        for path in IMAGES_DIR.glob("*/Dockerfile")
+        if path.parent != BASE_IMAGE_DIR and path.parent.name not in TOOL_IMAGES
     )
 
 
@@ -177,6 +184,32 @@ def base_image() -> Image:
     return Image(BASE_IMAGE_DIR.name, f"{repository_prefix()}/{BASE_IMAGE_DIR.name}")
 
 
+def tool_image(name: str) -> Image:
+    """A tool image (TOOL_IMAGES): built like the platform images, under the same repository prefix."""
+    if name not in TOOL_IMAGES or not (IMAGES_DIR / name / "Dockerfile").is_file():
+        raise ValueError(f"{name!r} is not a tool image folder images/<name>/ (tool images: {TOOL_IMAGES})")
+    return Image(name, f"{repository_prefix()}/{name}")
+
+
 def repository_prefix() -> str:
     """The part before the slash that every platform image repository shares."""
     return images()[0].repository.rsplit("/", 1)[0]
+
+
+# The local OCI registry (scripts/registry.py, `make registry`): a container on kind's Docker network,
+# published on the host's loopback. Images and the chart are referenced as REGISTRY_HOST/... (kind's
+# local-registry pattern: the nodes' containerd maps that name to the container, hosts.toml).
+REGISTRY_CONTAINER = f"{PROJECT}-registry"
+REGISTRY_PORT = int(os.environ.get("REGISTRY_PORT") or 5001)
+REGISTRY_HOST = f"localhost:{REGISTRY_PORT}"
+REGISTRY_CONTAINER_PORT = 5000
+REGISTRY_DIR = CACHE / "registry"  # CA, certificate, htpasswd and the generated credential (0600)
+KIND_NETWORK = "kind"  # the Docker network kind puts its nodes on
+
+
+def registry_mode() -> bool:
+    """PLATFORM_REGISTRY=1: the kind nodes pull from the local registry (default 0: `kind load`)."""
+    value = os.environ.get("PLATFORM_REGISTRY", "0")
+    if value not in {"0", "1"}:
+        raise ValueError(f"PLATFORM_REGISTRY must be 0 or 1, not {value!r}")
+    return value == "1"

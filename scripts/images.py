@@ -111,12 +111,15 @@ def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-def image_tag() -> str:
-    """The tag of every image: IMAGES_TAG, else the chart version and a hash of every image source."""
+def image_tag(of: tuple[Image, ...] | None = None) -> str:
+    """The tag of every image: IMAGES_TAG, else the chart version and a hash of every image source.
+
+    `of`: the images hashed besides the base (default: every platform image); a tool image
+    (config.TOOL_IMAGES) gets its own tag this way, so changing it does not re-tag the platform."""
     if os.environ.get("IMAGES_TAG"):
         return os.environ["IMAGES_TAG"]
     digest = hashlib.sha256()
-    every_image = (config.base_image(), *config.images())
+    every_image = (config.base_image(), *(config.images() if of is None else of))
     # versions.env: the build arguments come from it
     all_paths = (*(path for image in every_image for path in context_paths(image)), "versions.env")
     for name, path in build_files(all_paths).items():

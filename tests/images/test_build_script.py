@@ -108,9 +108,40 @@ def test_context_is_what_the_dockerfile_copies(tmp_path: Path) -> None:
 
 def test_every_image_folder_is_an_image_with_the_repository_the_chart_names() -> None:
     folders = sorted(path.parent.name for path in (ROOT / "images").glob("*/Dockerfile"))
-    assert [image.name for image in config.images()] == [name for name in folders if name != "base"]
+    platform = [name for name in folders if name != "base" and name not in config.TOOL_IMAGES]
+    assert [image.name for image in config.images()] == platform
     for image in config.images():
         assert image.repository.endswith(f"/{image.name}")
+
+
+def test_tool_images_are_built_but_never_named_by_the_chart() -> None:
+    values = (ROOT / "charts/airflow-platform/values.yaml").read_text()
+    templates = "".join(
+        path.read_text() for path in (ROOT / "charts/airflow-platform/templates").rglob("*") if path.is_file()
+    )
+    for name in config.TOOL_IMAGES:
+        image = config.tool_image(name)
+        assert (ROOT / image.dockerfile).is_file()
+        assert image.repository == f"{config.repository_prefix()}/{name}"
+        assert f"/{name}\n" not in values and image.repository not in values + templates
+        assert name not in [platform.name for platform in config.images()]
+    with pytest.raises(ValueError, match="'airflow' is not a tool image"):
+        config.tool_image("airflow")
+
+
+def test_a_tool_image_has_its_own_tag_that_the_platform_tag_ignores(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = config.tool_image("registry")
+    platform_before, tool_before = images.image_tag(), images.image_tag(of=(registry,))
+    assert platform_before != tool_before
+    original_read = Path.read_bytes
+
+    def read_with_the_registry_config_changed(path: Path) -> bytes:
+        content = original_read(path)
+        return content + b"\n# changed" if path.parts[-2:] == ("registry", "config.yml") else content
+
+    monkeypatch.setattr(Path, "read_bytes", read_with_the_registry_config_changed)
+    assert images.image_tag() == platform_before
+    assert images.image_tag(of=(registry,)) != tool_before
 
 
 def test_an_image_folder_the_chart_does_not_know_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
