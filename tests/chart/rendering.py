@@ -24,6 +24,9 @@ VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
 # Values scenarios (chart-testing's ci/ folder), as paths relative to the chart.
 SCENARIOS = tuple(str(path.relative_to(CHART)) for path in sorted((CHART / "ci").glob("*-values.yaml")))
 POOLS = facts.POOLS
+# Airflow runs in both: its components in the release namespace, the worker pods in their own; each
+# namespace gets its own airflow.cfg ConfigMap and the Secrets its pods read.
+AIRFLOW_NAMESPACES = (NAMESPACE, facts.WORKER_NAMESPACE)
 
 Manifest = dict[str, Any]
 
@@ -34,12 +37,14 @@ def helm(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedP
     return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=check, **kwargs)
 
 
+def template_args(values_file: str) -> list[str]:
+    """helm arguments of `helm template` as the lead installs it (release airflow-platform in airflow)."""
+    return ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--values", str(CHART / values_file)]
+
+
 def render(values_file: str = "values.yaml", *extra: str) -> list[Manifest]:
-    """`helm template` of the chart as the lead installs it (release airflow-platform in airflow)."""
-    result = helm(
-        "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-        "--values", str(CHART / values_file), *extra,
-    )  # fmt: skip
+    """`helm template` of the chart with `values_file`, parsed."""
+    result = helm(*template_args(values_file), *extra)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
@@ -85,6 +90,11 @@ def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]
             yield f"Pod/{name}", manifest["spec"]
         elif kind == "ConfigMap" and "pod_template_file.yaml" in manifest.get("data", {}):
             yield "executor-pod-template", yaml.safe_load(manifest["data"]["pod_template_file.yaml"])["spec"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A container's env entries by name."""
+    return {item["name"]: item for item in container.get("env", [])}
 
 
 def executor_pod_template(manifests: list[Manifest]) -> Manifest:

@@ -12,10 +12,12 @@ import pytest
 from tests.facts import WORKER_NAMESPACE
 
 from .rendering import (
+    AIRFLOW_NAMESPACES,
     NAMESPACE,
     RELEASE,
     Manifest,
     airflow_cfg,
+    env_of,
     executor_pod_template,
     find,
     of_kind,
@@ -23,7 +25,6 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = WORKER_NAMESPACE
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 GIT_BUNDLE = "airflow_platform_pools.bundles.GitDagBundle"
 TOKEN_BUNDLE = {
@@ -55,10 +56,6 @@ def container(manifests: list[Manifest], component: str) -> dict[str, Any]:
     return spec["containers"][0]
 
 
-def env_of(container_spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {item["name"]: item for item in container_spec.get("env", [])}
-
-
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion of an env value."""
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), value)
@@ -82,7 +79,7 @@ def defaults() -> list[Manifest]:
 
 
 def test_default_is_the_baked_in_folder_only(defaults: list[Manifest]) -> None:
-    for namespace in (NAMESPACE, WORKERS):
+    for namespace in AIRFLOW_NAMESPACES:
         assert bundle_list(defaults, namespace) == [PLATFORM_BUNDLE]
 
 
@@ -119,7 +116,7 @@ def test_git_bundles_follow_the_values(token_and_ssh: list[Manifest]) -> None:
     }
     assert "git_conn_id" not in bundles["public"]["kwargs"], "a public repository needs no connection"
     # worker pods read the same airflow.cfg: they check out their run's version of the same bundles
-    assert bundle_list(token_and_ssh, WORKERS) == bundle_list(token_and_ssh)
+    assert bundle_list(token_and_ssh, WORKER_NAMESPACE) == bundle_list(token_and_ssh)
 
 
 def test_token_connection_is_valid_json_with_the_secret_token(token_and_ssh: list[Manifest]) -> None:
@@ -388,4 +385,4 @@ def test_test_git_server_without_node_port_admits_only_airflow() -> None:
     assert find(manifests, "Service", name, NAMESPACE)["spec"]["type"] == "ClusterIP"
     policy = find(manifests, "NetworkPolicy", f"{name}-ingress", NAMESPACE)
     allowed = policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
-    assert allowed == [NAMESPACE, WORKERS]
+    assert allowed == list(AIRFLOW_NAMESPACES)

@@ -13,7 +13,6 @@ import yaml
 from .fake_kube_api import fake_kube_api
 from .rendering import (
     CHART,
-    HELM,
     NAMESPACE,
     RELEASE,
     Manifest,
@@ -23,6 +22,7 @@ from .rendering import (
     pod_specs,
     render,
     render_error,
+    template_args,
 )
 from .test_secrets import as_previous_release
 
@@ -47,40 +47,20 @@ EXISTING = [
 
 
 def template(*extra: str) -> str:
-    return helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--values",
-        str(CHART / "values-kind.yaml"),
-        *extra,
-    ).stdout
+    return helm(*template_args("values-kind.yaml"), *extra).stdout
 
 
 def upgrade_against(existing: list[Manifest], workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`helm template --is-upgrade --dry-run=server`: what `helm upgrade` renders against that cluster."""
     with fake_kube_api(existing, workdir) as kubeconfig:
-        return subprocess.run(
-            [
-                str(HELM),
-                "template",
-                RELEASE,
-                str(CHART),
-                "--namespace",
-                NAMESPACE,
-                "--values",
-                str(CHART / "values-kind.yaml"),
-                "--is-upgrade",
-                "--dry-run=server",
-                "--disable-openapi-validation",
-                "--kubeconfig",
-                str(kubeconfig),
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
+        return helm(
+            *template_args("values-kind.yaml"),
+            "--is-upgrade",
+            "--dry-run=server",
+            "--disable-openapi-validation",
+            "--kubeconfig",
+            str(kubeconfig),
+            *extra,
             check=False,
         )
 

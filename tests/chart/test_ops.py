@@ -11,10 +11,12 @@ import pytest
 from tests.facts import WORKER_NAMESPACE, WORKLOAD_NAMESPACES
 
 from .rendering import (
+    AIRFLOW_NAMESPACES,
     NAMESPACE,
     RELEASE,
     Manifest,
     airflow_cfg,
+    env_of,
     executor_pod_template,
     find,
     pod_specs,
@@ -22,7 +24,6 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = WORKER_NAMESPACE
 CONN_ENV = "AIRFLOW_CONN_AIRFLOW_PLATFORM_LOGS"
 REMOTE = "airflow.logs.remote"
 # Remote logging to an S3-compatible store with static credentials from a Secret.
@@ -45,10 +46,6 @@ def airflow_containers(manifests: list[Manifest]) -> dict[str, dict]:
             if "airflow-platform/airflow" in container["image"] and "AIRFLOW_HOME" in env_of(container):
                 found[f"{label}/{container['name']}"] = container
     return found
-
-
-def env_of(container: dict) -> dict[str, dict]:
-    return {item["name"]: item for item in container.get("env", [])}
 
 
 def remote_logs_connection(manifests: list[Manifest], namespace: str = NAMESPACE) -> dict:
@@ -75,7 +72,7 @@ def test_log_emptydir_is_size_limited() -> None:
 
 def test_production_ships_task_logs_to_s3() -> None:
     manifests = render("values-production.yaml")
-    for namespace in (NAMESPACE, WORKERS):
+    for namespace in AIRFLOW_NAMESPACES:
         logging = airflow_cfg(manifests, namespace)["logging"]
         assert logging["remote_logging"] == "True"
         assert logging["remote_base_log_folder"] == "s3://example-airflow-logs/airflow/tasks"
@@ -83,7 +80,7 @@ def test_production_ships_task_logs_to_s3() -> None:
         assert logging["delete_local_logs"] == "True"
     containers = airflow_containers(manifests)
     assert "executor-pod-template/base" in containers
-    for namespace in (NAMESPACE, WORKERS):
+    for namespace in AIRFLOW_NAMESPACES:
         connection = remote_logs_connection(manifests, namespace)
         assert connection == {"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}
     for name, container in containers.items():
@@ -102,7 +99,7 @@ def test_s3_compatible_endpoint_and_path_addressing() -> None:
     manifests = render("values.yaml", *S3_COMPATIBLE)
     assert airflow_cfg(manifests)["logging"]["remote_base_log_folder"] == "s3://team-logs/airflow/tasks"
     template_env = env_of(executor_pod_template(manifests)["spec"]["containers"][0])
-    assert remote_logs_connection(manifests, WORKERS)["extra"] == {
+    assert remote_logs_connection(manifests, WORKER_NAMESPACE)["extra"] == {
         "region_name": "us-east-1",
         "endpoint_url": "http://s3.storage.svc:8333",
         "config_kwargs": {"s3": {"addressing_style": "path"}},
@@ -135,7 +132,7 @@ def test_remote_logging_keeps_the_local_volume_mode() -> None:
     """hostPath/pvc stay usable with remote logging (local copy while a task runs)."""
     manifests = render("values-kind.yaml", *S3_COMPATIBLE)
     assert airflow_cfg(manifests)["logging"]["remote_logging"] == "True"
-    find(manifests, "PersistentVolumeClaim", f"{RELEASE}-logs", WORKERS)
+    find(manifests, "PersistentVolumeClaim", f"{RELEASE}-logs", WORKER_NAMESPACE)
 
 
 def bad(case: str, key: str, value: str, *, base: tuple[str, ...] = S3_COMPATIBLE, flag: str = "--set"):
@@ -287,7 +284,7 @@ def test_orphan_reaper_may_only_list_and_delete_pods_in_workload_namespaces() ->
     command = pod["containers"][0]["command"]
     assert [command[i + 1] for i, arg in enumerate(command) if arg == "--namespace"] == workloads
     assert command[command.index("--grace-minutes") + 1] == "30"
-    assert WORKERS not in command, "worker pods are the executor's to adopt or clean"
+    assert WORKER_NAMESPACE not in command, "worker pods are the executor's to adopt or clean"
 
 
 def test_db_clean_table_enum_is_airflows_list() -> None:
@@ -324,7 +321,7 @@ def test_metrics_go_to_the_otlp_endpoint_from_every_airflow_container() -> None:
         "values.yaml", "--set", "metrics.enabled=true", "--set", f"metrics.otlpEndpoint={endpoint}",
         "--set", "metrics.exportIntervalSeconds=20",
     )  # fmt: skip
-    for namespace in (NAMESPACE, WORKERS):
+    for namespace in AIRFLOW_NAMESPACES:
         metrics = airflow_cfg(manifests, namespace)["metrics"]
         assert metrics["otel_on"] == "True" and metrics["otel_prefix"] == "airflow"
     for name, container in airflow_containers(manifests).items():
