@@ -132,22 +132,22 @@ def read_body(handler: BaseHTTPRequestHandler, sink: BinaryIO) -> None:
             if size == 0:
                 handler.rfile.readline()  # the empty line after the last chunk
                 break
-            remaining = size
-            while remaining:
-                data = handler.rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ConnectionError("request body ended inside a chunk")
-                sink.write(data)
-                remaining -= len(data)
+            copy_exactly(handler.rfile, sink, size, "request body ended inside a chunk")
             handler.rfile.readline()  # CRLF after each chunk
     else:
-        remaining = int(handler.headers.get("Content-Length") or 0)
-        while remaining:
-            data = handler.rfile.read(min(CHUNK, remaining))
-            if not data:
-                raise ConnectionError("request body shorter than its Content-Length")
-            sink.write(data)
-            remaining -= len(data)
+        size = int(handler.headers.get("Content-Length") or 0)
+        copy_exactly(handler.rfile, sink, size, "request body shorter than its Content-Length")
+
+
+def copy_exactly(source: BinaryIO, sink: BinaryIO, size: int, short_error: str) -> None:
+    """Copies `size` bytes in CHUNK pieces; a source that ends earlier is a broken request."""
+    remaining = size
+    while remaining:
+        data = source.read(min(CHUNK, remaining))
+        if not data:
+            raise ConnectionError(short_error)
+        sink.write(data)
+        remaining -= len(data)
 
 
 class GitHandler(BaseHTTPRequestHandler):
