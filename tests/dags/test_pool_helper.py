@@ -193,3 +193,23 @@ pytest_plugins = ["airflow_platform_pools.testing"]
 def test_the_shipped_pytest_fixture_sets_the_presets(platform_presets: Path) -> None:
     assert platform_presets == example_presets_path()
     assert pod_settings("general")["namespace"] == NAMESPACE_OF_POOL["general"]
+
+
+def test_job_pods_pull_with_the_platform_credential_and_callers_add_theirs(custom_presets: Any) -> None:
+    manifests = render(
+        "values-kind.yaml",
+        *("--set", "images.registry=registry.example.com", "--set", "images.pullSecrets[0]=corp-pull"),
+        *("--set", "images.pullCredentials.username=u", "--set", "images.pullCredentials.password=p"),
+    )
+    custom_presets(chart_presets(manifests))
+    pod = _pod(**pod_settings("general"))
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["corp-pull", "airflow-platform-image-pull"]
+    extra = pod_settings("ssd", image_pull_secrets=[k8s.V1LocalObjectReference(name="team-pull")])
+    assert [s.name for s in _pod(**extra).spec.image_pull_secrets] == [
+        "corp-pull", "airflow-platform-image-pull", "team-pull",
+    ]  # fmt: skip
+
+
+def test_without_a_platform_credential_job_pods_have_no_pull_secret(presets: dict) -> None:
+    assert "imagePullSecrets" not in presets["podDefaults"]
+    assert not _pod(**pod_settings("general")).spec.image_pull_secrets

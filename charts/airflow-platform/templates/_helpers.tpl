@@ -99,20 +99,42 @@ helm.sh/resource-policy: keep
 {{- end -}}
 {{- end -}}
 
-{{/* Full image reference. Args: ctx, image (key under images). */}}
+{{/* Full image reference. Args: ctx, image (key under images). Per image, `digest` (sha256:...) wins
+over any tag (`<repository>@<digest>`, immutable); else its own `tag`, else images.tag, else the
+chart's version. */}}
 {{- define "ap.image" -}}
 {{- $images := .ctx.Values.images -}}
-{{- $repository := (index $images .image).repository -}}
-{{- $tag := $images.tag | default .ctx.Chart.Version -}}
+{{- $image := index $images .image -}}
+{{- $repository := $image.repository -}}
 {{- if $images.registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $images.registry) $repository $tag -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $images.registry) $repository -}}
+{{- end -}}
+{{- with $image.digest -}}
+{{- if not (regexMatch "^sha256:[a-f0-9]{64}$" .) -}}
+{{- fail (printf "images.%s.digest: %q is not an image digest: sha256: and 64 lowercase hex characters (as `docker buildx imagetools inspect` or `crane digest` print it)" $.image .) -}}
+{{- end -}}
+{{- printf "%s@%s" $repository . -}}
 {{- else -}}
-{{- printf "%s:%s" $repository $tag -}}
+{{- printf "%s:%s" $repository ($image.tag | default $images.tag | default .ctx.Chart.Version) -}}
 {{- end -}}
 {{- end -}}
 
+{{/* Name of the pull Secret the chart creates from images.pullCredentials in every namespace it manages. */}}
+{{- define "ap.pullCredentials.secretName" -}}
+{{- printf "%s-image-pull" (include "ap.fullname" .) -}}
+{{- end -}}
+
+{{/* Every pull Secret name pods reference: images.pullSecrets, then the chart-made one (JSON list). */}}
+{{- define "ap.pullCredentials.secretNames" -}}
+{{- $names := .Values.images.pullSecrets | default list -}}
+{{- if .Values.images.pullCredentials.username -}}
+{{- $names = append $names (include "ap.pullCredentials.secretName" .) -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
 {{- define "ap.imagePullSecrets" -}}
-{{- with .Values.images.pullSecrets }}
+{{- with include "ap.pullCredentials.secretNames" . | fromJsonArray }}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . }}

@@ -109,6 +109,24 @@ plane) or another's. A pool runs its job pods in exactly one workload namespace 
 {{- if and (eq (lower .Values.images.tag) "latest") (ne .Values.images.pullPolicy "Always") -}}
 {{- fail (printf "images.tag: %q is a mutable tag and images.pullPolicy is %s (nodes would keep a stale image): pin a tag (scripts/images.py tag) or set images.pullPolicy=Always" .Values.images.tag .Values.images.pullPolicy) -}}
 {{- end -}}
+{{- range $key, $image := .Values.images -}}
+{{- if and (kindIs "map" $image) (hasKey $image "repository") -}}
+{{- if and (eq (lower ($image.tag | default "")) "latest") (not $image.digest) (ne $.Values.images.pullPolicy "Always") -}}
+{{- fail (printf "images.%s.tag: %q is a mutable tag and images.pullPolicy is %s (nodes would keep a stale image): pin a tag or a digest, or set images.pullPolicy=Always" $key $image.tag $.Values.images.pullPolicy) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.images.pullCredentials -}}
+{{- if and .username (not .password) -}}
+{{- fail "images.pullCredentials.password: required with images.pullCredentials.username (the pull Secret would hold no password)" -}}
+{{- end -}}
+{{- if and .password (not .username) -}}
+{{- fail "images.pullCredentials.username: required with images.pullCredentials.password" -}}
+{{- end -}}
+{{- if and .username (not (.registry | default $.Values.images.registry)) -}}
+{{- fail "images.pullCredentials.registry: required when images.registry is empty (the registry host the credential is for, e.g. registry.example.com)" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*

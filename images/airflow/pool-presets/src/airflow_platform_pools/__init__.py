@@ -28,7 +28,7 @@ DEFAULT_PRESETS_PATH = "/opt/airflow/platform/presets.json"
 RESOURCE_REQUIRED_BY_TAINT = {"nvidia.com/gpu": "nvidia.com/gpu"}
 # KubernetesPodOperator keyword arguments merged with the pool's values instead of replacing them.
 MERGED_MAPPINGS = ("labels", "annotations")
-MERGED_LISTS = ("env_vars", "volumes", "volume_mounts", "tolerations", "secrets")
+MERGED_LISTS = ("env_vars", "volumes", "volume_mounts", "tolerations", "secrets", "image_pull_secrets")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "keep_pod")
 DEFAULT_LOGGING_INTERVAL = 60
@@ -164,9 +164,9 @@ def pod_settings(
     `resources` merges into the pool's default requests/limits (a None value removes a default), e.g.
     `{"limits": {"nvidia.com/gpu": "1", "cpu": None}}`. Every other KubernetesPodOperator argument can
     be passed too: labels, annotations merge with the pool's; env_vars, volumes, volume_mounts,
-    tolerations and secrets are appended; anything else (namespace, on_finish_action, ...) replaces the
-    pool's value. `deferrable=True` hands the wait for a long pod to the triggerer (no worker pod held),
-    streaming its log every `logging_interval` seconds.
+    tolerations, secrets and image_pull_secrets are appended; anything else (namespace,
+    on_finish_action, ...) replaces the pool's value. `deferrable=True` hands the wait for a long pod
+    to the triggerer (no worker pod held), streaming its log every `logging_interval` seconds.
     """
     settings = _pool(pool)
     defaults = presets().get("podDefaults", {})
@@ -191,6 +191,11 @@ def pod_settings(
         "security_context": defaults.get("securityContext"),
         "container_security_context": defaults.get("containerSecurityContext"),
     }
+    if defaults.get("imagePullSecrets"):
+        # The platform's pull credential (chart: images.pullSecrets/pullCredentials), in every namespace.
+        base["image_pull_secrets"] = [
+            k8s.V1LocalObjectReference(name=name) for name in defaults["imagePullSecrets"]
+        ]
     if "scheduleTimeoutSeconds" in defaults:
         # As long as the chart lets a worker pod wait in the queue (task_queued_timeout).
         base["schedule_timeout_seconds"] = int(defaults["scheduleTimeoutSeconds"])
