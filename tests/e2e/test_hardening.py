@@ -27,10 +27,6 @@ from .test_rbac import TRIGGERER, WORKER, can
 
 pytestmark = pytest.mark.cluster
 
-# First run on kind (2026-11-27) failed; kept visible as xfail (not strict) until fixed: see the
-# closing note of issue #14. The chart-side checks these cover are render-tested in tests/chart.
-FIRST_RUN_FAILED = pytest.mark.xfail(reason="failed on its first kind run (issue #14 note)", strict=False)
-
 JOBS = "airflow-jobs"
 RELEASE = "airflow-platform"
 METADATA_ADDRESS = ("169.254.169.254", 80)
@@ -192,7 +188,6 @@ def test_admission_message_reaches_the_launchers_log(core: k8s.CoreV1Api, foreig
     assert "Secrets usable by jobs" in log and foreign_secret in log
 
 
-@FIRST_RUN_FAILED  # podnet did not block 169.254.169.254 nor the API server for job pods
 @pytest.mark.parametrize(
     "target",
     [METADATA_ADDRESS, KUBERNETES_API, POSTGRES],

@@ -143,10 +143,6 @@ def test_dag_helper_is_installed(airflow_image: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(
-    reason="1.003 GB since the amazon, fab and git providers went in: slim it or raise the budget",
-    strict=False,
-)
 def test_image_is_under_one_gigabyte(airflow_image: str) -> None:
     size = int(docker("image", "inspect", "-f", "{{.Size}}", airflow_image).stdout)
     assert size < 1_000_000_000

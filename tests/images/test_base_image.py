@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scripts import config, images
-from tests.images.conftest import run_in
+from tests.images.conftest import docker, run_in
 
 pytestmark = pytest.mark.docker
 
@@ -18,3 +18,13 @@ def test_base_builds_without_a_registry_and_runs_the_pinned_suite() -> None:
     assert f"VERSION_CODENAME={suite}" in result.stdout
     sources = run_in(images.AIRGAPPED_BASE, "cat", "/etc/apt/sources.list").stdout
     assert f"{suite}-security" in sources
+
+
+@pytest.mark.parametrize("name", [image.name for image in config.images()])
+def test_no_image_keeps_apt_downloads_or_caches(image_refs: dict[str, str], name: str) -> None:
+    """images/base's apt configuration: .deb files and package caches never reach an image layer."""
+    listing = docker(
+        "run", "--rm", "--user", "0", "--entrypoint", "sh", image_refs[name], "-c",
+        "find /var/cache/apt /var/lib/apt/lists -type f ! -name lock ! -name 'partial'",
+    ).stdout  # fmt: skip
+    assert listing.split() == []
