@@ -190,10 +190,19 @@ def test_dictionaries_on_18_16_are_reported_not_failed(servers: Servers) -> None
     assert "has no DDL dictionaries" in notice and "18.16" in notice
 
 
+def tls_destination(servers: Servers) -> dict[str, str]:
+    """base_args overrides that make the tool reach the destination over TLS."""
+    assert servers.destination.secure_port
+    return {"--destination-port": str(servers.destination.secure_port), "--destination-secure-flag": "y"}
+
+
+def destination_databases(servers: Servers) -> set[str]:
+    return {row[0] for row in servers.destination_client().execute("SHOW DATABASES")}
+
+
 def test_tls_destination(servers: Servers) -> None:
     """--destination-secure-flag y: the tool talks TLS to the destination, which pulls from the source."""
-    assert servers.destination.secure_port
-    tls = {"--destination-port": str(servers.destination.secure_port), "--destination-secure-flag": "y"}
+    tls = tls_destination(servers)
     run = run_tool([*base_args(servers, "shop_tls", **tls), "--tables", "events", "tiny", "--verify"])
     assert run.returncode == 0, run.stdout + run.stderr
     destination = servers.destination_client()
@@ -202,27 +211,17 @@ def test_tls_destination(servers: Servers) -> None:
 
 def test_tls_destination_with_certificate_verification(servers: Servers) -> None:
     """The test certificate is self-signed: verification must refuse it, before any write."""
-    tls = {
-        "--destination-port": str(servers.destination.secure_port),
-        "--destination-secure-flag": "y",
-        "--destination-verify-flag": "y",
-    }
+    tls = {**tls_destination(servers), "--destination-verify-flag": "y"}
     run = run_tool(base_args(servers, "shop_tls_verified", **tls))
     assert run.returncode == 3, run.stdout + run.stderr
     assert "certificate verify failed" in run.stderr
-    assert "shop_tls_verified" not in {
-        row[0] for row in servers.destination_client().execute("SHOW DATABASES")
-    }
+    assert "shop_tls_verified" not in destination_databases(servers)
 
 
 def test_push_to_tls_destination_needs_remote_secure(servers: Servers) -> None:
     """18.16 has no remoteSecure(): pushing to a TLS destination is refused in preflight."""
-    tls = {
-        "--destination-port": str(servers.destination.secure_port),
-        "--destination-secure-flag": "y",
-        "--execute-query-on": "source",
-    }
+    tls = {**tls_destination(servers), "--execute-query-on": "source"}
     run = run_tool(base_args(servers, "shop_tls_push", **tls))
     assert run.returncode == 7, run.stdout + run.stderr
     assert "has no remoteSecure() table function" in run.stderr
-    assert "shop_tls_push" not in {row[0] for row in servers.destination_client().execute("SHOW DATABASES")}
+    assert "shop_tls_push" not in destination_databases(servers)

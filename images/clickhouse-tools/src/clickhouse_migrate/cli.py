@@ -91,6 +91,11 @@ def setting(value: str) -> tuple[str, str]:
     return name, text
 
 
+def _yes_no_flag(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A y|n flag that is off unless given (existing DAGs pass these as `--flag y`, not bare)."""
+    parser.add_argument(flag, type=yes_no, default=False, metavar="y|n", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clickhouse-migrate",
@@ -102,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PASSWORD_ENV['source']} / {PASSWORD_ENV['destination']} (flags win).\n\n{EXIT_CODE_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_endpoint_flags(parser)
+    _add_selection_flags(parser)
+    _add_copy_flags(parser)
+    _add_output_flags(parser)
+    return parser
+
+
+def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
     for role in ("source", "destination"):
         group = parser.add_argument_group(role)
         group.add_argument(f"--{role}-host", required=True, type=non_empty)
@@ -117,20 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
             required=True,
             type=destination_database if role == "destination" else non_empty,
         )
-    parser.add_argument(
+    _yes_no_flag(
+        parser,
         "--destination-secure-flag",
-        type=yes_no,
-        default=False,
-        metavar="y|n",
-        help="TLS to the destination (client and remoteSecure() when the source pushes)",
+        "TLS to the destination (client and remoteSecure() when the source pushes)",
     )
-    parser.add_argument(
-        "--destination-verify-flag",
-        type=yes_no,
-        default=False,
-        metavar="y|n",
-        help="verify the destination's TLS certificate (tool connection)",
+    _yes_no_flag(
+        parser, "--destination-verify-flag", "verify the destination's TLS certificate (tool connection)"
     )
+
+
+def _add_selection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-patterns",
         nargs="*",  # an empty list (a DAG expanding no patterns) means: skip nothing
@@ -145,19 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="only these objects (exact names); views need their tables listed too",
     )
+
+
+def _add_copy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--execute-query-on",
         choices=("source", "destination"),
         default="destination",
         help="server that runs INSERT ... SELECT (source: pushes via INSERT INTO FUNCTION remote)",
     )
-    parser.add_argument(
-        "--migrate-dicts",
-        type=yes_no,
-        default=False,
-        metavar="y|n",
-        help="also recreate DDL dictionaries (ClickHouse >= 19.17)",
-    )
+    _yes_no_flag(parser, "--migrate-dicts", "also recreate DDL dictionaries (ClickHouse >= 19.17)")
     parser.add_argument(
         "--parallelism",
         type=parallelism,
@@ -206,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a setting for the copy queries, e.g. max_network_bandwidth=10000000 (repeatable)",
     )
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress-interval",
         type=positive_seconds,
@@ -219,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text: [event] key=value lines (values escaped); json: one JSON object per line",
     )
-    return parser
 
 
 def endpoint(args: argparse.Namespace, role: str) -> Endpoint:

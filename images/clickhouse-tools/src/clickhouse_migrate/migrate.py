@@ -540,15 +540,7 @@ def summarize(outcome: Outcome, plan: Plan, reporter: Reporter) -> ExitCode:
     copy_bytes = sum(result.bytes for result in outcome.copies)
     seconds = reporter.elapsed()
     for result in sorted(outcome.copies, key=lambda copied: copied.name):
-        reporter.event(
-            "table",
-            object=result.name,
-            status="failed" if result.error else "ok",
-            rows_written=result.rows,
-            rows_read=result.read_rows,
-            bytes=result.bytes,
-            seconds=result.seconds,
-        )
+        reporter.event("table", **result.event_fields(rows_written=result.rows, rows_read=result.read_rows))
     for name in outcome.unchanged:
         reporter.event("table", object=name, status="unchanged", rows_written=0)
     for name, reason in outcome.not_copied.items():

@@ -44,6 +44,18 @@ class CopyResult:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
+    def event_fields(self, **row_counts: int) -> dict[str, object]:
+        """The fields every event about this copy carries, in their line order; `row_counts` are named
+        per event (the [copy] line says rows, the [table] summary rows_written and rows_read)."""
+        status = "failed" if self.error else "ok"
+        return {
+            "object": self.name,
+            "status": status,
+            **row_counts,
+            "bytes": self.bytes,
+            "seconds": self.seconds,
+        }
+
 
 @dataclass
 class Reporter:
@@ -68,11 +80,7 @@ class Reporter:
     def copied(self, result: CopyResult, done: int, total: int) -> None:
         self.event(
             "copy",
-            object=result.name,
-            status="failed" if result.error else "ok",
-            rows=result.rows,
-            bytes=result.bytes,
-            seconds=result.seconds,
+            **result.event_fields(rows=result.rows),
             rows_per_s=round(result.rows_per_second),
             progress=f"{done}/{total}",
             **({"error": result.error} if result.error else {}),

@@ -19,7 +19,7 @@ database); a failure during step 3 keeps the previous copies in `<destination>__
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -415,39 +415,29 @@ def compare_with_destination(
     parts are remembered again for the next run.
     """
     src, dst, name = options.source.database, options.destination.database, table.obj.name
-    if not table.by_partition:
-        return both(
-            partial(partition_fingerprints, source, src, name, table.columns, by_partition=False),
-            partial(partition_fingerprints, destination, dst, name, table.columns, by_partition=False),
+
+    def fingerprints(
+        server: Server, database: str, *, only: Collection[str] | None = None
+    ) -> Callable[[], dict[str, Fingerprint]]:
+        return partial(
+            partition_fingerprints,
+            server,
+            database,
+            name,
+            table.columns,
+            by_partition=table.by_partition,
+            only=only,
         )
+
+    if not table.by_partition:
+        return both(fingerprints(source, src), fingerprints(destination, dst))
     source_parts, destination_parts = both(
         partial(state.part_names, source, src, name), partial(state.part_names, destination, dst, name)
     )
-    known = {
-        pid: entry.fingerprint
-        for pid, entry in remembered.items()
-        if source_parts.get(pid) == entry.source_parts
-        and destination_parts.get(pid) == entry.destination_parts
-    }
+    known = unchanged_since_remembered(remembered, source_parts, destination_parts)
     source_fps, destination_fps = both(
-        partial(
-            partition_fingerprints,
-            source,
-            src,
-            name,
-            table.columns,
-            by_partition=True,
-            only=set(source_parts) - set(known),
-        ),
-        partial(
-            partition_fingerprints,
-            destination,
-            dst,
-            name,
-            table.columns,
-            by_partition=True,
-            only=set(destination_parts) - set(known),
-        ),
+        fingerprints(source, src, only=set(source_parts) - set(known)),
+        fingerprints(destination, dst, only=set(destination_parts) - set(known)),
     )
     source_fps.update(known)
     destination_fps.update(known)
@@ -458,6 +448,20 @@ def compare_with_destination(
             if pid in source_parts
         }
     return source_fps, destination_fps
+
+
+def unchanged_since_remembered(
+    remembered: dict[str, state.PartitionState],
+    source_parts: dict[str, str],
+    destination_parts: dict[str, str],
+) -> dict[str, Fingerprint]:
+    """The remembered fingerprints of partitions whose parts on both sides are still the remembered ones."""
+    return {
+        pid: entry.fingerprint
+        for pid, entry in remembered.items()
+        if source_parts.get(pid) == entry.source_parts
+        and destination_parts.get(pid) == entry.destination_parts
+    }
 
 
 def load_state(destination: Server, database: str, reporter: Reporter) -> state.Remembered:
