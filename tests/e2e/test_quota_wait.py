@@ -1,0 +1,57 @@
+"""A full namespace quota makes tasks wait, not fail (issue #13): with the worker namespace's pod quota
+at zero the API server refuses every worker pod ("exceeded quota"); the KubernetesExecutor retries the
+publication (task_publish_max_retries: -1) and the task runs as soon as the quota has room again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.facts import RELEASE, WORKER_NAMESPACE
+
+from .test_bundles import HELLO_DAG, REFRESH_BUDGET, Api, Repository, api, repository, wait_until  # noqa: F401
+
+pytestmark = pytest.mark.cluster
+
+QUOTA = f"{RELEASE}-quota"
+HELD_FOR_S = 60  # long enough for several refused publications (the scheduler loop is ~1-5 s)
+
+
+@pytest.fixture
+def full_worker_quota(core: k8s.CoreV1Api) -> Iterator[Callable[[], None]]:
+    """Sets the worker namespace's pod quota to zero; yields the function that gives the chart's value
+    back (also called at teardown)."""
+    original = core.read_namespaced_resource_quota(QUOTA, WORKER_NAMESPACE).spec.hard["pods"]
+
+    def set_pods(value: str) -> None:
+        core.patch_namespaced_resource_quota(QUOTA, WORKER_NAMESPACE, {"spec": {"hard": {"pods": value}}})
+
+    set_pods("0")
+    try:
+        yield lambda: set_pods(original)
+    finally:
+        set_pods(original)
+
+
+def test_task_waits_for_quota_then_runs(
+    api: Api,  # noqa: F811
+    repository: Repository,  # noqa: F811
+    core: k8s.CoreV1Api,
+    full_worker_quota: Callable[[], None],
+) -> None:
+    dag_id = f"e2e_quota_{int(time.time())}"
+    repository.push({f"{dag_id}.py": HELLO_DAG.format(dag_id=dag_id)}, f"add {dag_id}")
+    wait_until(lambda: api.exists(dag_id), f"{dag_id} parsed from git", REFRESH_BUDGET)
+    run_id = api.trigger(dag_id)
+    time.sleep(HELD_FOR_S)
+    assert api.run(dag_id, run_id)["state"] in {"queued", "running"}
+    assert api.task_state(dag_id, run_id, "hello") not in {"failed", "upstream_failed", "success"}
+    assert core.list_namespaced_pod(WORKER_NAMESPACE, label_selector=f"dag_id={dag_id}").items == []
+
+    full_worker_quota()  # room again: the retried publication now succeeds
+    run = api.finished(dag_id, run_id)
+    assert run["state"] == "success"
+    assert api.xcom(dag_id, run_id, "hello") == "hello from git"
