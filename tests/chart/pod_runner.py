@@ -11,6 +11,7 @@ security context against the real images without a cluster (the kind cluster che
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import tempfile
 import time
@@ -19,6 +20,21 @@ from pathlib import Path
 from typing import Any
 
 Manifest = dict[str, Any]
+
+
+KUBERNETES_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand_references(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' expansion of env values, command and args: `$(NAME)` of a defined variable becomes its
+    value, `$$` becomes `$`, an undefined `$(NAME)` stays as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return KUBERNETES_REFERENCE.sub(replace, text)
 
 
 class PodRunner:
@@ -82,16 +98,18 @@ class PodRunner:
             dirs[volume["name"]] = path
         return dirs
 
-    def _env(self, namespace: str, container: dict[str, Any]) -> list[str]:
-        args = []
+    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+        """The container's environment as the kubelet makes it: `$(NAME)` in a value expands to the
+        variables defined before it (the chart builds the database URL that way)."""
+        env: dict[str, str] = {}
         for variable in container.get("env", []):
             if "value" in variable:
-                value = variable["value"]
+                value = expand_references(variable["value"], env)
             else:
                 reference = variable["valueFrom"]["secretKeyRef"]
                 value = self._secret_value(namespace, reference["name"], reference["key"])
-            args += ["--env", f"{variable['name']}={value}"]
-        return args
+            env[variable["name"]] = value
+        return env
 
     def _run_args(
         self,
@@ -121,11 +139,13 @@ class PodRunner:
                     source.mkdir(mode=0o777)
                     source.chmod(0o777)
             args += ["--volume", f"{source}:{mount['mountPath']}{':ro' if mount.get('readOnly') else ''}"]
-        args += self._env(namespace, container)
-        command = container.get("command", [])
+        env = self._env(namespace, container)
+        args += [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
+        command = [expand_references(part, env) for part in container.get("command", [])]
         if command:
             args += ["--entrypoint", command[0]]
-        return [*args, container["image"], *command[1:], *container.get("args", [])]
+        container_args = [expand_references(part, env) for part in container.get("args", [])]
+        return [*args, container["image"], *command[1:], *container_args]
 
     def run_pod(self, kind: str, name: str, namespace: str, aliases: tuple[str, ...] = ()) -> dict[str, str]:
         """Runs one workload's pod: init containers to completion, then the containers detached.

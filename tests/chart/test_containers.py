@@ -48,11 +48,6 @@ def _wait_http(url: str, timeout: float = 240) -> requests.Response:
             time.sleep(3)
 
 
-@pytest.mark.xfail(
-    reason="the migrate Job failed in the docker runner after the #13/#14 chart changes (first seen "
-    "2026-11-27, not yet diagnosed; the same Job succeeds on kind)",
-    strict=False,
-)
 def test_control_plane_runs_from_the_rendered_pods(kind_render: list[Manifest]) -> None:
     with PodRunner(kind_render) as runner:
         postgres = f"{RELEASE}-postgres"
