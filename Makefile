@@ -101,6 +101,9 @@ registry-down: ## Stop the local registry (its data volume and .cache/registry s
 push: venv docker tools ## Push every image and the packaged chart to the local registry (started if needed)
 	$(PY) -m scripts registry push
 
+# The e2e cluster is made in registry mode (nodes can pull from the local OCI registry, which
+# tests/e2e/test_registry_pull.py starts and pushes to); `make up` alone keeps `kind load`.
+e2e: export PLATFORM_REGISTRY := 1
 e2e: venv ## make up, then every test that needs the cluster and Docker; diagnostics when it fails
 	$(PY) -m scripts up && $(PYTEST) $(E2E_ARGS) || { $(PY) -m scripts diagnostics --reason "make e2e failed"; exit 1; }
 
