@@ -128,7 +128,10 @@ def test_partition_literals_are_typed() -> None:
     assert partition_literal("it's", "String") == "CAST('it\\'s' AS String)"
     assert partition_literal("('a', 1)", "Tuple(String, UInt8)") == "('a', 1)"
     assert partition_literal("NULL", "Nullable(String)") is None
-    assert partition_condition("abc", has_partition_id=True, key="k", literal=None) == "_partition_id = 'abc'"
+    assert partition_condition("abc", has_partition_id=True, key="k", literal=None) == (
+        "_partition_id IN ('abc') AND (splitByChar('_', _part)[1] IN ('abc')"
+        " OR substring(splitByChar('_', _part)[1], 1, 6) IN ('abc'))"
+    )
     assert partition_condition("1", has_partition_id=False, key="k", literal="CAST('1' AS String)") == (
         "(k) = CAST('1' AS String)"
     )

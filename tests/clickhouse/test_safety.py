@@ -206,6 +206,33 @@ def test_string_partition_keys_that_look_like_numbers(servers: Servers) -> None:
     )
 
 
+def test_a_partition_copy_reads_only_its_partition(servers: Servers) -> None:
+    """18.16 prunes parts by `_part`, not by `_partition_id`: each per-partition copy must read its own
+    partition's rows only (it read the whole table once per partition), also for the legacy
+    `MergeTree(date, ...)` format whose part names start with a date, not with the partition id."""
+    load(
+        servers.source.client(),
+        "pruned",
+        "CREATE TABLE pruned.modern (ts DateTime, n UInt32) ENGINE = MergeTree PARTITION BY toYYYYMM(ts)"
+        " ORDER BY n",
+        "INSERT INTO pruned.modern SELECT toDateTime('2024-01-01 00:00:00') + number * 3600, number"
+        " FROM numbers(2400)",
+        "CREATE TABLE pruned.legacy (d Date, n UInt32) ENGINE = MergeTree(d, n, 8192)",
+        "INSERT INTO pruned.legacy SELECT toDate('2024-01-01') + intDiv(number, 20), number"
+        " FROM numbers(1800)",
+    )
+    run = run_tool(args_for(servers, "pruned", "pruned", "--partition-split-min-rows", "1"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    partitions = [line.split("object=")[1].split()[0] for line in run.lines("partition")]
+    assert sorted(partitions) == ["legacy"] * 3 + ["modern"] * 4, run.stdout
+    for name, rows in (("modern", 2400), ("legacy", 1800)):
+        (table,) = [line for line in run.lines("table") if f"object={name} " in line]
+        assert f"rows_written={rows} " in table and f"rows_read={rows} " in table, table
+    assert table_state(servers.destination.client(), "pruned") == table_state(
+        servers.source.client(), "pruned"
+    )
+
+
 def test_rows_written_are_reported(servers: Servers) -> None:
     """The summary table reports rows written (counted on the target) next to rows read."""
     load(

@@ -6,10 +6,11 @@
                                        SELECT cols FROM src.t
 Columns are listed by name (MATERIALIZED ones included: `SELECT *` would leave them out and the target
 would recompute them). Rows never pass through this process. A big partitioned MergeTree table is copied
-as one query per partition (`... WHERE _partition_id = '<id>'`), so the bounded pool also parallelizes a
-database that is mostly one table. Materialized views with an inner table are copied through the
-view itself on both sides (reading a view reads its inner table, inserting into it writes there), so
-`.inner.<name>` (old servers) and `.inner_id.<uuid>` (Atomic databases) need no special casing.
+as one query per partition (`... WHERE _partition_id IN ('<id>') AND <part name test>`: each query reads
+only its partition's parts), so the bounded pool also parallelizes a database that is mostly one table.
+Materialized views with an inner table are copied through the view itself on both sides (reading a
+view reads its inner table, inserting into it writes there), so `.inner.<name>` (old servers) and
+`.inner_id.<uuid>` (Atomic databases) need no special casing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .catalog import DbObject
 from .connection import Endpoint, Server, first_line
 from .errors import MigrationError
 from .report import CopyResult, Reporter
-from .sql import mask_secret, qualified, quote_identifier, quote_string
+from .sql import mask_secret, partition_filter, qualified, quote_identifier, quote_string
 
 _INTEGER = re.compile(r"^-?\d+$")
 
@@ -101,7 +102,7 @@ def partition_condition(
     """WHERE condition for one partition: by `_partition_id` where the server has it (no key evaluation,
     no full scans for non-monotonic keys), else by the typed partition expression."""
     if has_partition_id:
-        return f"_partition_id = {quote_string(partition_id)}"
+        return partition_filter([partition_id])
     if literal is None or not key:
         return None
     return f"({key}) = {literal}"
@@ -218,9 +219,7 @@ def rows_written(route: CopyRoute, task: CopyTask, executor_client: Client) -> i
     assert writer is not None
     client = writer.new_client() if route.push else executor_client
     target = qualified(task.target_database or route.destination.database, task.obj.name)
-    condition = f" WHERE _partition_id = {quote_string(task.partition)}" if task.partition else ""
-    if task.partition and task.where and not task.where.startswith("_partition_id"):
-        condition = f" WHERE {task.where}"
+    condition = f" WHERE {task.where or partition_filter([task.partition])}" if task.partition else ""
     try:
         return int(writer.run(client, f"SELECT count() FROM {target}{condition}")[0][0])
     finally:

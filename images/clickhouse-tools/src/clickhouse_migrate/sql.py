@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
@@ -21,6 +22,21 @@ def quote_string(value: str) -> str:
 
 def qualified(database: str, name: str) -> str:
     return f"{quote_identifier(database)}.{quote_identifier(name)}"
+
+
+def partition_filter(partition_ids: Collection[str]) -> str:
+    """WHERE condition for the rows of these partitions of a MergeTree table (ids as system.parts has them).
+
+    `_partition_id` selects the rows. The `_part` test is only there so that the server skips the other
+    partitions' parts unread: 18.16 prunes parts by `_part` but not by `_partition_id` (alone, it reads
+    the whole table, so copying a table of N partitions one partition per query read it N times). A part
+    name starts with `<partition id>_`, or, in the legacy `MergeTree(date, ...)` format, with
+    `<YYYYMMDD>_` of its first date, whose partition id is YYYYMM: every part of the partitions matches
+    (and at most a few others, whose rows `_partition_id` leaves out).
+    """
+    ids = ", ".join(quote_string(partition_id) for partition_id in sorted(partition_ids))
+    first = "splitByChar('_', _part)[1]"
+    return f"_partition_id IN ({ids}) AND ({first} IN ({ids}) OR substring({first}, 1, 6) IN ({ids}))"
 
 
 class Kind(Enum):

@@ -36,7 +36,7 @@ from .copy import CopyTask, copy_in_parallel, partition_tasks, supports_partitio
 from .errors import MigrationError
 from .plan import Plan
 from .report import Reporter
-from .sql import qualified, quote_identifier, quote_string
+from .sql import partition_filter, qualified, quote_identifier, quote_string
 from .verify import Fingerprint, partition_fingerprints, stored_columns, total
 
 T = TypeVar("T")
@@ -243,7 +243,7 @@ def plan_copies(
             CopyTask(
                 obj,
                 columns=columns,
-                where=f"_partition_id = {quote_string(partition_id)}",
+                where=partition_filter([partition_id]),
                 partition=partition_id,
                 estimated_rows=expected.rows,
                 target_database=stage,

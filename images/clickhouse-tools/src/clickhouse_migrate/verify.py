@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .connection import Server
-from .sql import qualified, quote_identifier, quote_string
+from .sql import partition_filter, qualified, quote_identifier
 
 # Types cityHash64 accepts on every supported version (18.16 rejects UUID, Decimal, Tuple and
 # Array(Nullable(...))); other columns are hashed through their text form.
@@ -88,11 +88,7 @@ def partition_fingerprints(
     if by_partition:
         if only is not None and not only:
             return {}
-        condition = (
-            f" WHERE _partition_id IN ({', '.join(quote_string(pid) for pid in sorted(only))})"
-            if only
-            else ""
-        )
+        condition = f" WHERE {partition_filter(only)}" if only else ""
         rows = server.query(
             f"SELECT _partition_id, count(), {expression} FROM {source}{condition} GROUP BY _partition_id"
         )
