@@ -94,6 +94,11 @@ class LiveAirflow:
         response.raise_for_status()
         return response.json()["access_token"]
 
+    def wait_healthy(self, timeout: float = 180) -> None:
+        """Until the api-server answers its health check: the tests reach Airflow only through it."""
+        health = f"{self.base_url}/api/v2/monitor/health"
+        wait_until(lambda: requests.get(health, timeout=5).ok, "api-server", timeout, self.logs)
+
 
 def _airflow_env(
     home: Path, sql_alchemy_conn: str, api_port: int, dags: Path, presets: Path

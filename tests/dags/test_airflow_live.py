@@ -20,7 +20,6 @@ from typing import Any
 
 import airflow_client.client as airflow_api
 import pytest
-import requests
 import yaml
 from aiosmtpd.controller import Controller
 from airflow_client.client.exceptions import ApiException
@@ -109,12 +108,7 @@ def live_airflow(live_presets: dict, tmp_path_factory: pytest.TempPathFactory) -
         )  # fmt: skip
         assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
         live.bootstrap_output = bootstrap.stdout  # type: ignore[attr-defined]
-        wait_until(
-            lambda: requests.get(f"{live.base_url}/api/v2/monitor/health", timeout=5).ok,
-            "api-server",
-            180,
-            live.logs,
-        )
+        live.wait_healthy()
         yield live
 
 

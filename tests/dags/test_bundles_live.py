@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.bundle_dags import FILE_GATE, GREETING, broken_dag, hello_dag, versioned_dag
 from tests.chart.rendering import NAMESPACE, RELEASE, airflow_cfg, find, render
 from tests.clickhouse.servers import free_port
 
@@ -32,63 +33,9 @@ GOOD_SECRET = "team-dags-git"
 WRONG_SECRET = "wrong-dags-git"
 SYNC_DAG = "clickhouse_db_sync"
 
-VERSIONED_DAG = '''
-from __future__ import annotations
 
-import time
-from pathlib import Path
-
-from airflow.sdk import DAG, task
-
-CODE_VERSION = "{version}"
-
-# The description changes with the code, so a push is also a new DAG version (the structure changed).
-with DAG(
-    "team_versioned",
-    description=f"code {{CODE_VERSION}}",
-    schedule=None,
-    catchup=False,
-    tags=["team"],
-    params={{"gate": ""}},
-) as dag:
-
-    @task
-    def wait_for_gate(gate: str) -> None:
-        """Keeps the run in flight until the test creates the gate file."""
-        deadline = time.monotonic() + 300
-        while gate and not Path(gate).exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gate {{gate}} never opened")
-            time.sleep(1)
-
-    @task
-    def report() -> str:
-        return CODE_VERSION
-
-    wait_for_gate(gate="{{{{ params.gate }}}}") >> report()
-'''
-
-HELLO_DAG = """
-from __future__ import annotations
-
-from airflow.sdk import DAG, task
-
-with DAG("team_hello", schedule=None, catchup=False, tags=["team"]) as dag:
-
-    @task
-    def hello() -> str:
-        return "hello"
-
-    hello()
-"""
-
-BROKEN_DAG = """
-from airflow.sdk import DAG
-import a_module_that_does_not_exist  # the import error the API must report
-
-with DAG("team_broken", schedule=None) as dag:
-    pass
-"""
+def _versioned(version: str) -> str:
+    return versioned_dag("team_versioned", TEAM, version, FILE_GATE)
 
 
 def bundles_values(git: GitServer, closed_port: int) -> list[dict[str, Any]]:
@@ -152,7 +99,7 @@ def commits(git: GitServer) -> dict[str, str]:
     """v1 of the team's DAGs, pushed before Airflow starts (v2 is pushed by a test)."""
     first = git.push(
         TEAM,
-        {"dags/team_versioned.py": VERSIONED_DAG.format(version="v1"), "dags/team_hello.py": HELLO_DAG},
+        {"dags/team_versioned.py": _versioned("v1"), "dags/team_hello.py": hello_dag("team_hello", TEAM)},
         "v1",
     )
     return {"v1": first}
@@ -189,12 +136,7 @@ def live(
         postgres_server() as sql_alchemy_conn,
         airflow_processes(sql_alchemy_conn, DAGS, presets_file, home, extra_env, component_env) as airflow,
     ):
-        wait_until(
-            lambda: requests.get(f"{airflow.base_url}/api/v2/monitor/health", timeout=5).ok,
-            "api-server",
-            180,
-            airflow.logs,
-        )
+        airflow.wait_healthy()
         yield airflow
 
 
@@ -264,13 +206,13 @@ def test_dags_from_git_parse_into_their_bundle(api: Api, commits: dict[str, str]
 
 
 def test_pushed_dag_appears_and_runs(api: Api, git: GitServer, live: LiveAirflow) -> None:
-    commit = git.push(TEAM, {"dags/team_new.py": HELLO_DAG.replace("team_hello", "team_new")}, "a new DAG")
+    commit = git.push(TEAM, {"dags/team_new.py": hello_dag("team_new", TEAM)}, "a new DAG")
     wait_until(lambda: api.exists("team_new"), "team_new after the push", REFRESH * 6, live.logs)
     run_id = api.trigger("team_new")
     run = api.wait_run("team_new", run_id)
     assert run["state"] == "success", _task_log_hint(live)
     assert run["bundle_version"] == commit
-    assert api.xcom("team_new", run_id, "hello") == "hello"
+    assert api.xcom("team_new", run_id, "hello") == GREETING
 
 
 def test_run_in_flight_keeps_its_version_and_the_next_gets_the_new(
@@ -285,7 +227,7 @@ def test_run_in_flight_keeps_its_version_and_the_next_gets_the_new(
         180,
         live.logs,
     )
-    v2 = git.push(TEAM, {"dags/team_versioned.py": VERSIONED_DAG.format(version="v2")}, "v2")
+    v2 = git.push(TEAM, {"dags/team_versioned.py": _versioned("v2")}, "v2")
     wait_until(lambda: len(api.versions("team_versioned")) == 2, "DAG version 2", REFRESH * 9, live.logs)
     gate.touch()
     finished = api.wait_run("team_versioned", first)
@@ -308,7 +250,7 @@ def test_run_in_flight_keeps_its_version_and_the_next_gets_the_new(
 def test_import_error_is_reported_and_other_dags_keep_running(
     api: Api, git: GitServer, live: LiveAirflow
 ) -> None:
-    git.push(TEAM, {"dags/team_broken.py": BROKEN_DAG}, "a broken DAG")
+    git.push(TEAM, {"dags/team_broken.py": broken_dag("team_broken")}, "a broken DAG")
 
     def reported() -> list[dict[str, Any]]:
         return [e for e in api.import_errors() if e["filename"].endswith("team_broken.py")]
@@ -383,9 +325,7 @@ def test_bundle_recovers_once_its_branch_exists(api: Api, git: GitServer, live: 
         120,
         live.logs,
     )
-    git.push(
-        TEAM, {"late/late_dag.py": HELLO_DAG.replace("team_hello", "late_dag")}, "late branch", branch="late"
-    )
+    git.push(TEAM, {"late/late_dag.py": hello_dag("late_dag", TEAM)}, "late branch", branch="late")
     wait_until(lambda: api.exists("late_dag"), "late_dag once its branch exists", 120, live.logs)
     wait_until(
         lambda: not [e for e in api.import_errors() if e["bundle_name"] == "late"],

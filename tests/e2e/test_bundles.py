@@ -22,6 +22,7 @@ import requests
 from kubernetes import client as k8s
 
 from scripts import platform_api
+from tests.bundle_dags import GREETING, broken_dag, hello_dag, variable_gate, versioned_dag
 from tests.facts import NAMESPACE, RELEASE
 
 pytestmark = pytest.mark.cluster
@@ -32,62 +33,12 @@ BUNDLE = "e2e"
 REFRESH_BUDGET = 180  # seconds: bundle refresh (20 s) + re-parse + the api-server seeing it, with margin
 GATE_VARIABLE = "e2e_bundle_gate"
 
-VERSIONED_DAG = '''
-from __future__ import annotations
+# A template other e2e modules format with their own dag_id.
+HELLO_DAG = hello_dag("{dag_id}", BUNDLE)
 
-import time
 
-from airflow.sdk import DAG, Variable, task
-
-CODE_VERSION = "{version}"
-
-# The description changes with the code, so a push is also a new DAG version (the structure changed).
-with DAG(
-    "e2e_versioned",
-    description=f"code {{CODE_VERSION}}",
-    schedule=None,
-    catchup=False,
-    tags=["e2e"],
-    params={{"gate": False}},
-) as dag:
-
-    @task
-    def wait_for_gate(gate: str) -> None:
-        """Keeps the run in flight until the test sets the gate Variable."""
-        deadline = time.monotonic() + 600
-        while gate == "True" and Variable.get("{gate}", default="closed") != "open":
-            if time.monotonic() > deadline:
-                raise TimeoutError("the gate never opened")
-            time.sleep(2)
-
-    @task
-    def report() -> str:
-        return CODE_VERSION
-
-    wait_for_gate(gate="{{{{ params.gate }}}}") >> report()
-'''
-
-HELLO_DAG = """
-from __future__ import annotations
-
-from airflow.sdk import DAG, task
-
-with DAG("{dag_id}", schedule=None, catchup=False, tags=["e2e"]) as dag:
-
-    @task
-    def hello() -> str:
-        return "hello from git"
-
-    hello()
-"""
-
-BROKEN_DAG = """
-from airflow.sdk import DAG
-import a_module_that_does_not_exist
-
-with DAG("e2e_broken", schedule=None) as dag:
-    pass
-"""
+def _versioned(version: str) -> str:
+    return versioned_dag("e2e_versioned", BUNDLE, version, variable_gate(GATE_VARIABLE))
 
 
 class Repository:
@@ -211,21 +162,19 @@ def repository(core: k8s.CoreV1Api) -> Iterator[Repository]:
 
 def test_pushed_dag_appears_and_runs(api: Api, repository: Repository) -> None:
     dag_id = f"e2e_hello_{int(time.time())}"
-    commit = repository.push({f"{dag_id}.py": HELLO_DAG.format(dag_id=dag_id)}, f"add {dag_id}")
+    commit = repository.push({f"{dag_id}.py": hello_dag(dag_id, BUNDLE)}, f"add {dag_id}")
     wait_until(lambda: api.exists(dag_id), f"{dag_id} parsed from git", REFRESH_BUDGET)
     run_id = api.trigger(dag_id)
     run = api.finished(dag_id, run_id)
     assert run["state"] == "success"
     assert run["bundle_version"] == commit
-    assert api.xcom(dag_id, run_id, "hello") == "hello from git"
+    assert api.xcom(dag_id, run_id, "hello") == GREETING
 
 
 def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> None:
     api.set_variable(GATE_VARIABLE, "closed")
     v1_code, v2_code = f"v1-{time.time()}", f"v2-{time.time()}"
-    v1 = repository.push(
-        {"e2e_versioned.py": VERSIONED_DAG.format(version=v1_code, gate=GATE_VARIABLE)}, "v1"
-    )
+    v1 = repository.push({"e2e_versioned.py": _versioned(v1_code)}, "v1")
     wait_until(
         lambda: api.exists("e2e_versioned") and api.versions("e2e_versioned")[-1]["bundle_version"] == v1,
         "e2e_versioned v1",
@@ -237,9 +186,7 @@ def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> No
         lambda: api.task_state("e2e_versioned", first, "wait_for_gate") == "running", "the run in flight", 300
     )
 
-    v2 = repository.push(
-        {"e2e_versioned.py": VERSIONED_DAG.format(version=v2_code, gate=GATE_VARIABLE)}, "v2"
-    )
+    v2 = repository.push({"e2e_versioned.py": _versioned(v2_code)}, "v2")
     wait_until(
         lambda: api.versions("e2e_versioned")[-1]["bundle_version"] == v2, "e2e_versioned v2", REFRESH_BUDGET
     )
@@ -261,7 +208,7 @@ def test_run_in_flight_keeps_its_version(api: Api, repository: Repository) -> No
 
 
 def test_import_error_is_reported_and_the_rest_keeps_running(api: Api, repository: Repository) -> None:
-    repository.push({"e2e_broken.py": BROKEN_DAG}, "a broken DAG")
+    repository.push({"e2e_broken.py": broken_dag("e2e_broken")}, "a broken DAG")
 
     def reported() -> list[dict[str, Any]]:
         return [e for e in api.import_errors() if e["filename"].endswith("e2e_broken.py")]
@@ -272,7 +219,7 @@ def test_import_error_is_reported_and_the_rest_keeps_running(api: Api, repositor
         assert error["bundle_name"] == BUNDLE
         assert "a_module_that_does_not_exist" in error["stack_trace"]
         dag_id = f"e2e_after_break_{int(time.time())}"
-        repository.push({f"{dag_id}.py": HELLO_DAG.format(dag_id=dag_id)}, "a good DAG beside the broken one")
+        repository.push({f"{dag_id}.py": hello_dag(dag_id, BUNDLE)}, "a good DAG beside the broken one")
         wait_until(lambda: api.exists(dag_id), f"{dag_id} beside the broken file", REFRESH_BUDGET)
         assert api.finished(dag_id, api.trigger(dag_id))["state"] == "success"
         assert api.exists("clickhouse_db_sync"), "the platform's own DAGs stay"

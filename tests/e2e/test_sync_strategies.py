@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import airflow_client.client as airflow_client
@@ -28,6 +29,24 @@ def _run(api: Any, conf: dict[str, Any]) -> tuple[str, str]:
     body = airflow_client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
     run_id = airflow_client.DagRunApi(api).trigger_dag_run(DAG_ID, body).dag_run_id
     return run_id, platform_api.wait_for_dag_run(api, DAG_ID, run_id)
+
+
+def _run_while_sampling(api: Any, conf: dict[str, Any], sample: Callable[[], None]) -> tuple[str, str]:
+    """`_run`, with `sample` called about every second in a background thread until the run ends."""
+    stop = threading.Event()
+
+    def sample_until_stopped() -> None:
+        while not stop.is_set():
+            sample()
+            time.sleep(1)
+
+    sampler = threading.Thread(target=sample_until_stopped, daemon=True)
+    sampler.start()
+    try:
+        return _run(api, conf)
+    finally:
+        stop.set()
+        sampler.join(timeout=60)
 
 
 def _state(api: Any, run_id: str, task_id: str) -> str | None:
@@ -79,23 +98,14 @@ def test_swap_keeps_the_destination_readable_during_the_run(airflow_api: Any, co
     table = _a_copied_table(core, database)  # the copy of the previous (recreate) run
     before = _count(core, database, table)
     reads: list[int | str] = []
-    stop = threading.Event()
 
-    def read_continuously() -> None:
-        while not stop.is_set():
-            try:
-                reads.append(_count(core, database, table))
-            except Exception as error:  # every failed read is a finding, kept for the assertion
-                reads.append(f"{type(error).__name__}: {error}")
-            time.sleep(1)
+    def read() -> None:
+        try:
+            reads.append(_count(core, database, table))
+        except Exception as error:  # every failed read is a finding, kept for the assertion
+            reads.append(f"{type(error).__name__}: {error}")
 
-    reader = threading.Thread(target=read_continuously, daemon=True)
-    reader.start()
-    try:
-        run_id, state = _run(airflow_api, {"strategy": "swap"})
-    finally:
-        stop.set()
-        reader.join(timeout=60)
+    run_id, state = _run_while_sampling(airflow_api, {"strategy": "swap"}, read)
     assert state == "success"
     assert _state(airflow_api, run_id, "drop_destination_db") == "skipped"
     assert len(reads) > 3, "the reader must have observed the destination during the run"
@@ -109,27 +119,18 @@ def test_deferrable_migrate_frees_the_worker_pod(airflow_api: Any, core: k8s.Cor
     worker-pod time saved."""
     selector = "dag_id=clickhouse_db_sync,task_id=migrate_data"
     seconds = {"job": 0, "worker_while_job": 0, "worker": 0}
-    stop = threading.Event()
 
     def running(namespace: str) -> bool:
         pods = core.list_namespaced_pod(namespace, label_selector=selector).items
         return any(pod.status.phase == "Running" for pod in pods)
 
-    def sample() -> None:
-        while not stop.is_set():
-            job, worker = running(NAMESPACE_OF_POOL["ssd"]), running(WORKER_NAMESPACE)
-            seconds["job"] += job
-            seconds["worker"] += worker
-            seconds["worker_while_job"] += job and worker
-            time.sleep(1)
+    def count_running_seconds() -> None:
+        job, worker = running(NAMESPACE_OF_POOL["ssd"]), running(WORKER_NAMESPACE)
+        seconds["job"] += job
+        seconds["worker"] += worker
+        seconds["worker_while_job"] += job and worker
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        run_id, state = _run(airflow_api, {"strategy": "recreate"})
-    finally:
-        stop.set()
-        sampler.join(timeout=30)
+    run_id, state = _run_while_sampling(airflow_api, {"strategy": "recreate"}, count_running_seconds)
     assert state == "success"
     figures: dict[str, Any] = {f"{key}_seconds": value for key, value in seconds.items()}
     figures |= {"worker_seconds_saved": seconds["job"] - seconds["worker_while_job"], "run_id": run_id}

@@ -123,8 +123,5 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
             postgres_server() as sql_alchemy_conn,
             airflow_processes(sql_alchemy_conn, dags, presets, home) as airflow,
         ):
-            wait_until(
-                lambda: requests.get(f"{airflow.base_url}/api/v2/monitor/health", timeout=5).ok,
-                "api-server", 240, airflow.logs,
-            )  # fmt: skip
+            airflow.wait_healthy(timeout=240)
             yield OpsAirflow(airflow, s3, prometheus, _run_probe(airflow), sql_alchemy_conn)
