@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Puts pinned kind, helm, kubectl, versitygw and helm-docs into .tools/bin. For each tool: keep a matching one already
-# there or on PATH; else download the official release (when GitHub/dl.k8s.io answer); else build it
-# from the Go module proxy (the air-gapped path). TOOLS_SOURCE=download|go forces one path.
+# Puts pinned kind, helm, kubectl, versitygw, helm-docs and readme-generator into .tools/bin. For each
+# tool: keep a matching one already there or on PATH; else download the official release (when
+# GitHub/dl.k8s.io answer); else build it from the Go module proxy (the air-gapped path).
+# TOOLS_SOURCE=download|go forces one path. readme-generator comes from the npm registry instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT BIN="$ROOT/.tools/bin"
 readonly KIND_VERSION="${KIND_VERSION:?}" HELM_VERSION="${HELM_VERSION:?}" KUBERNETES_VERSION="${KUBERNETES_VERSION:?}"
 readonly TOOLS_SOURCE="${TOOLS_SOURCE:-auto}"
 readonly VERSITYGW_VERSION="${VERSITYGW_VERSION:?}" HELM_DOCS_VERSION="${HELM_DOCS_VERSION:?}"
+readonly README_GENERATOR_VERSION="${README_GENERATOR_VERSION:?}"
 mkdir -p "$BIN"
 
 kind_version() { "$1" version 2>/dev/null | awk '{print $2}'; }
@@ -15,11 +17,14 @@ helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
 kubectl_version() { "$1" version --client -o json 2>/dev/null | jq -r .clientVersion.gitVersion; }
 versitygw_version() { "$1" --version 2>/dev/null | awk '/^Version/ {print $3}'; }
 helm-docs_version() { "$1" --version 2>/dev/null | awk '{print "v" $3}'; }
+readme-generator_version() { "$1" --version 2>/dev/null | awk '$1 == "Version:" {print $2}'; }
 
-# has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first.
+# has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first
+# (not readme-generator: a Node.js launcher works only beside its node_modules).
 has_tool() {
-  local name="$1" want="$2" candidate
-  for candidate in "$BIN/$name" "$(PATH="${PATH//$BIN:/}" command -v "$name" || true)"; do
+  local name="$1" want="$2" candidate candidates=("$BIN/$1")
+  [[ "$name" == readme-generator ]] || candidates+=("$(PATH="${PATH//$BIN:/}" command -v "$name" || true)")
+  for candidate in "${candidates[@]}"; do
     [[ -x "$candidate" && "$("${name}_version" "$candidate")" == "$want" ]] || continue
     [[ "$candidate" == "$BIN/$name" ]] || cp "$candidate" "$BIN/$name"
     return 0
@@ -69,6 +74,21 @@ install_helm-docs() {
     "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 }
 
+# The chart README's Parameters tables from the `## @param` comments of values.yaml (`make chart-docs`):
+# Bitnami's readme-generator-for-helm from the npm registry, run by the machine's Node.js, in its own
+# .tools/node (exact version, no lockfile; npm's cache makes a reinstall offline).
+install_readme-generator() {
+  local dir="$ROOT/.tools/node"
+  if ! command -v npm >/dev/null; then
+    echo "[tools] ERROR: readme-generator needs Node.js and npm (Debian: apt-get install nodejs npm)" >&2
+    return 1
+  fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  npm install --prefix "$dir" --no-save --no-package-lock --no-audit --no-fund --prefer-offline --loglevel=error \
+    "@bitnami/readme-generator-for-helm@$README_GENERATOR_VERSION"
+  ln -sfn ../node/node_modules/.bin/readme-generator "$BIN/readme-generator"
+}
+
 # Prometheus 3 for the dashboard query test (tests/ops/test_dashboard.py), only on request
 # (`make prometheus`, TOOLS_EXTRA=prometheus): from the Go module proxy it is a long cold build.
 prometheus_version() { "$1" --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
@@ -79,7 +99,7 @@ install_prometheus() {
 }
 
 specs=("kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
-  "versitygw:$VERSITYGW_VERSION" "helm-docs:$HELM_DOCS_VERSION")
+  "versitygw:$VERSITYGW_VERSION" "helm-docs:$HELM_DOCS_VERSION" "readme-generator:$README_GENERATOR_VERSION")
 [[ " ${TOOLS_EXTRA:-} " == *" prometheus "* ]] && specs+=("prometheus:${PROMETHEUS_VERSION:?}")
 for spec in "${specs[@]}"; do
   name="${spec%%:*}" want="${spec#*:}"
