@@ -2,6 +2,7 @@
 
 up                          the platform on kind, the sync DAG run once (make up)
 tools | docker              pinned kind/helm/kubectl; a Docker engine for kind
+chart-docs [--check]        regenerate the chart README's Parameters tables (--check: fail if stale)
 node-image                  the kind node image (make node-image)
 cluster | down | kind-config  create (idempotent) / delete the kind cluster; print its config
 images build|load [NAME...] build the images / load them into the cluster (all by default)
@@ -59,6 +60,14 @@ def registry_command(args: argparse.Namespace) -> None:
     {"up": registry.up, "down": registry.down, "push": registry.push}[args.action]()
 
 
+def chart_docs_command(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from scripts import chart_docs
+
+    chart_docs.main(Path(args.chart) if args.chart else config.CHART, args.check)
+
+
 def diagnostics_command(args: argparse.Namespace) -> None:
     from scripts import diagnostics
 
@@ -68,6 +77,7 @@ def diagnostics_command(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "up": step("up", "main"),
     "tools": step("shell_steps", "tools"),
+    "chart-docs": chart_docs_command,
     "docker": step("shell_steps", "docker_engine"),
     "node-image": step("node_image", "main"),
     "cluster": step("cluster", "up"),
@@ -92,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("names", nargs="*", metavar="NAME")
         elif name == "registry":
             command.add_argument("action", choices=["up", "down", "push"])
+        elif name == "chart-docs":
+            command.add_argument(
+                "--check", action="store_true", help="fail with the diff when the README is stale"
+            )
+            command.add_argument("--chart", help="chart folder (default: charts/airflow-platform)")
         elif name == "diagnostics":
             command.add_argument("--reason", default="requested", help="why (written into the summary)")
     return root
