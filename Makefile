@@ -17,9 +17,8 @@ PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
 STEPS = $(PY_ANY) -m scripts
 # What `make e2e` runs after `make up` (a test can point it at one file).
 E2E_ARGS ?= -m "cluster or docker" tests
-# The chart whose README helm-docs generates (a test points it at a copy).
+# The chart whose README's Parameters tables readme-generator-for-helm writes (a test points it at a copy).
 CHART_DIR ?= charts/airflow-platform
-HELM_DOCS := $(ROOT)/.tools/bin/helm-docs --chart-search-root $(CHART_DIR) --sort-values-order file --log-level warning
 
 .PHONY: help
 help: ## List the targets
@@ -57,12 +56,11 @@ lint: venv chart-docs-check ## ruff, bash -n (no shellcheck on our air-gapped pa
 	git ls-files '*.sh' .ci/run scripts/docker/runc-without-sys-resource | xargs -n1 bash -n
 	$(VENV)/bin/python scripts/checkov_chart.py
 
-chart-docs: tools ## Regenerate the chart README from values.yaml comments + README.md.gotmpl (helm-docs)
-	$(HELM_DOCS)
+chart-docs: tools ## Regenerate the chart README's Parameters tables from the @param comments of values.yaml
+	$(STEPS) chart-docs --chart $(CHART_DIR)
 
-chart-docs-check: tools ## Fail when the chart README is not what helm-docs generates (argo-helm's CI check)
-	$(HELM_DOCS) --dry-run | diff -u $(CHART_DIR)/README.md - >&2 \
-	  || { echo "$(CHART_DIR)/README.md is stale: run make chart-docs" >&2; exit 1; }
+chart-docs-check: tools ## Fail with the diff when the chart README is not what the generator makes (argo-helm's CI check)
+	$(STEPS) chart-docs --check --chart $(CHART_DIR)
 
 ## --- Cluster --------------------------------------------------------------------------------------
 .PHONY: node-image cluster down test-cluster diagnostics
