@@ -41,7 +41,7 @@ $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml im
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 	scripts/install-test-deps.sh
 
-tools: ## kind, helm, kubectl, versitygw, helm-docs (pinned) in .tools/bin
+tools: ## kind, helm, kubectl, versitygw, readme-generator-for-helm (pinned) in .tools/bin
 	$(STEPS) tools
 
 prometheus: ## Prometheus 3 in .tools/bin (Go module proxy; a long cold build) for the dashboard query test

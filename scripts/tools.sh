@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# Puts pinned kind, helm, kubectl, versitygw, helm-docs and readme-generator into .tools/bin. For each
-# tool: keep a matching one already there or on PATH; else download the official release (when
-# GitHub/dl.k8s.io answer); else build it from the Go module proxy (the air-gapped path).
-# TOOLS_SOURCE=download|go forces one path. readme-generator comes from the npm registry instead.
+# Puts pinned kind, helm, kubectl, versitygw and readme-generator into .tools/bin. For each tool: keep
+# a matching one already there or on PATH; else download the official release (when GitHub/dl.k8s.io
+# answer); else build it from the Go module proxy (the air-gapped path). TOOLS_SOURCE=download|go
+# forces one path. readme-generator comes from the npm registry instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT BIN="$ROOT/.tools/bin"
 readonly KIND_VERSION="${KIND_VERSION:?}" HELM_VERSION="${HELM_VERSION:?}" KUBERNETES_VERSION="${KUBERNETES_VERSION:?}"
 readonly TOOLS_SOURCE="${TOOLS_SOURCE:-auto}"
-readonly VERSITYGW_VERSION="${VERSITYGW_VERSION:?}" HELM_DOCS_VERSION="${HELM_DOCS_VERSION:?}"
-readonly README_GENERATOR_VERSION="${README_GENERATOR_VERSION:?}"
+readonly VERSITYGW_VERSION="${VERSITYGW_VERSION:?}" README_GENERATOR_VERSION="${README_GENERATOR_VERSION:?}"
 mkdir -p "$BIN"
 
 kind_version() { "$1" version 2>/dev/null | awk '{print $2}'; }
 helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
 kubectl_version() { "$1" version --client -o json 2>/dev/null | jq -r .clientVersion.gitVersion; }
 versitygw_version() { "$1" --version 2>/dev/null | awk '/^Version/ {print $3}'; }
-helm-docs_version() { "$1" --version 2>/dev/null | awk '{print "v" $3}'; }
 readme-generator_version() { "$1" --version 2>/dev/null | awk '$1 == "Version:" {print $2}'; }
 
 # has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first
@@ -68,12 +66,6 @@ install_versitygw() {
     "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 }
 
-# Generates the chart README from values.yaml (`make chart-docs`): no binary download, the Go proxy.
-install_helm-docs() {
-  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X main.version=${HELM_DOCS_VERSION#v}" \
-    "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
-}
-
 # The chart README's Parameters tables from the `## @param` comments of values.yaml (`make chart-docs`):
 # Bitnami's readme-generator-for-helm from the npm registry, run by the machine's Node.js, in its own
 # .tools/node (exact version, no lockfile; npm's cache makes a reinstall offline).
@@ -99,7 +91,7 @@ install_prometheus() {
 }
 
 specs=("kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
-  "versitygw:$VERSITYGW_VERSION" "helm-docs:$HELM_DOCS_VERSION" "readme-generator:$README_GENERATOR_VERSION")
+  "versitygw:$VERSITYGW_VERSION" "readme-generator:$README_GENERATOR_VERSION")
 [[ " ${TOOLS_EXTRA:-} " == *" prometheus "* ]] && specs+=("prometheus:${PROMETHEUS_VERSION:?}")
 for spec in "${specs[@]}"; do
   name="${spec%%:*}" want="${spec#*:}"
