@@ -68,7 +68,8 @@ install_versitygw() {
 
 # The chart README's Parameters tables from the `## @param` comments of values.yaml (`make chart-docs`):
 # Bitnami's readme-generator-for-helm from the npm registry, run by the machine's Node.js, in its own
-# .tools/node (exact version, no lockfile; npm's cache makes a reinstall offline).
+# .tools/node: `npm ci` from scripts/readme-generator/package-lock.json, so every transitive version is
+# pinned too (npm's cache makes a reinstall offline).
 install_readme-generator() {
   local dir="$ROOT/.tools/node"
   if ! command -v npm >/dev/null; then
@@ -76,8 +77,8 @@ install_readme-generator() {
     return 1
   fi
   rm -rf "$dir" && mkdir -p "$dir"
-  npm install --prefix "$dir" --no-save --no-package-lock --no-audit --no-fund --prefer-offline --loglevel=error \
-    "@bitnami/readme-generator-for-helm@$README_GENERATOR_VERSION"
+  cp "$ROOT/scripts/readme-generator/package.json" "$ROOT/scripts/readme-generator/package-lock.json" "$dir/"
+  npm ci --prefix "$dir" --no-audit --no-fund --prefer-offline --loglevel=error
   ln -sfn ../node/node_modules/.bin/readme-generator "$BIN/readme-generator"
 }
 

@@ -3,6 +3,7 @@ that cannot read it (Chart.yaml, requirements, constraints, Dockerfiles, ruff's 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -105,3 +106,14 @@ def test_a_pinned_value_is_written_in_one_place(key: str) -> None:
         if not name.startswith("tests/") and pattern.search((ROOT / name).read_text(errors="replace"))
     }  # fmt: skip
     assert writers <= WRITTEN_ONLY_IN[key], f"{VERSIONS[key]} ({key}) written out in {sorted(writers)}"
+
+
+def test_the_readme_generator_lock_is_the_pinned_version() -> None:
+    """npm installs from scripts/readme-generator's lock (every transitive version pinned); its one
+    direct dependency must be README_GENERATOR_VERSION."""
+    folder = ROOT / "scripts" / "readme-generator"
+    package = "@bitnami/readme-generator-for-helm"
+    want = VERSIONS["README_GENERATOR_VERSION"]
+    assert json.loads((folder / "package.json").read_text())["dependencies"] == {package: want}
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert lock["packages"][f"node_modules/{package}"]["version"] == want
