@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .conftest import Servers, base_args, databases, run_tool
+from .servers import MIGRATOR_PASSWORD
 
 
 def load(servers: Servers, database: str, rows: int) -> None:
@@ -109,3 +112,50 @@ def test_failure_during_the_swap_keeps_the_previous_copies(servers: Servers) -> 
     destination = servers.destination.client()
     assert destination.execute("SELECT count() FROM modes_swapfail.t") == [(105,)]
     assert destination.execute("SELECT count() FROM modes_swapfail__migrate_previous.t") == [(100,)]
+
+
+@pytest.mark.parametrize("corruption", ["extra_row", "changed_row"])
+def test_a_staged_partition_that_differs_is_not_swapped_in(
+    servers: Servers, corruption: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The staging copy of the one partition to copy is altered right after its copy (one row more, or
+    the same count with one row's content changed): verification refuses it, nothing is swapped in."""
+    from clickhouse_migrate import cli
+    from clickhouse_migrate import copy as copy_module
+
+    database = f"modes_corrupt_{corruption}"
+    load(servers, database, 4000)
+    assert run_tool(args(servers, database)).returncode == 0
+    destination = servers.destination.client()
+    previous = destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t")
+    servers.source.client().execute(
+        f"INSERT INTO {database}.t SELECT 2, 100000 + number, 'n' FROM numbers(8)"
+    )
+    staging = f"{database}__migrate_staging"
+    real_copy_task = copy_module.copy_task
+
+    def corrupting_copy_task(route, task, settings, reporter):  # type: ignore[no-untyped-def]
+        result = real_copy_task(route, task, settings, reporter)
+        if task.target_database == staging and task.partition == "2":
+            if corruption == "extra_row":
+                destination.execute(f"INSERT INTO {staging}.t SELECT 2, 999999, 'extra'")
+            else:
+                destination.execute(f"ALTER TABLE {staging}.t UPDATE s = 'tampered' WHERE x = 2")
+                while destination.execute(
+                    "SELECT count() FROM system.mutations WHERE database = %(db)s AND NOT is_done",
+                    {"db": staging},
+                )[0][0]:
+                    time.sleep(0.05)
+        return result
+
+    monkeypatch.setattr(copy_module, "copy_task", corrupting_copy_task)
+    monkeypatch.setenv("CLICKHOUSE_SOURCE_PASSWORD", MIGRATOR_PASSWORD)
+    code = cli.main([*args(servers, database), "--partition-split-min-rows", "1"])
+    captured = capsys.readouterr()
+    output = captured.out
+    assert code == 10, output + captured.err
+    kind = "rows" if corruption == "extra_row" else "checksum"
+    mismatches = [line for line in output.splitlines() if line.startswith("[mismatch]")]
+    assert any(f"t: {kind} source=" in line for line in mismatches), output
+    assert "status=not_started" in output
+    assert destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t") == previous
