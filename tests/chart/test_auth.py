@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.facts import WORKER_NAMESPACE
+
 from .rendering import NAMESPACE, RELEASE, Manifest, airflow_cfg, find, of_kind, render, render_error
 
 FAB = ("--set", "airflow.auth.manager=fab")
-WORKERS = "airflow-workers"
+WORKERS = WORKER_NAMESPACE
 
 
 def api_server(manifests: list[Manifest]) -> dict:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.facts import JOBS_NAMESPACE, WORKER_NAMESPACE
+
 from .rendering import CHART, airflow_cfg, find, of_kind, render, render_error
 
 INJECTED = (
@@ -272,8 +274,8 @@ NAMESPACES = [
     _schema_case("workers-default", _string, "namespaces.workers.name", "default"),
     ("workload-is-release", _workload(0, "name", "airflow"), "namespaces.workloads[0].name"),
     _template_case("workers-is-release", _string, "namespaces.workers.name", "airflow"),
-    ("workload-is-workers", _workload(1, "name", "airflow-workers"), "namespaces.workloads[1].name"),
-    ("workload-twice", _workload(1, "name", "airflow-jobs"), "namespaces.workloads[1].name"),
+    ("workload-is-workers", _workload(1, "name", WORKER_NAMESPACE), "namespaces.workloads[1].name"),
+    ("workload-twice", _workload(1, "name", JOBS_NAMESPACE), "namespaces.workloads[1].name"),
     ("pool-in-two-namespaces", _workload(1, "pools", ["gpu", "general"]), "namespaces.workloads[1].pools"),
     ("pool-twice-in-one", _workload(1, "pools", ["gpu", "gpu"]), "/namespaces/workloads/1/pools"),
     _schema_case("name-too-long", _string, "namespaces.workloads[0].name", "a" * 64),

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.facts import WORKER_NAMESPACE
+
 from .rendering import (
     NAMESPACE,
     RELEASE,
@@ -20,7 +22,7 @@ from .rendering import (
     render_error,
 )
 
-WORKERS = "airflow-workers"
+WORKERS = WORKER_NAMESPACE
 # values key -> (component label, how to find its pod spec)
 COMPONENTS = {
     "apiServer": "api-server",

@@ -10,11 +10,13 @@ import subprocess
 
 import pytest
 
+from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE, WORKER_NAMESPACE
+
 from .rendering import CHART, NAMESPACE, RELEASE, Manifest, find, helm, of_kind, render, render_error
 from .test_bad_values import _workload
 
-WORKERS = "airflow-workers"
-WORKLOADS = ("airflow-jobs", "airflow-gpu-jobs")
+WORKERS = WORKER_NAMESPACE
+WORKLOADS = (JOBS_NAMESPACE, GPU_JOBS_NAMESPACE)
 LAUNCHERS = {
     f"system:serviceaccount:{WORKERS}:{RELEASE}-worker",
     f"system:serviceaccount:{NAMESPACE}:{RELEASE}-triggerer",
@@ -209,16 +211,16 @@ def test_admission_policy_per_workload_namespace(manifests: list[Manifest]) -> N
 
 
 def test_job_secrets_come_from_values_and_the_sync_profiles(kind_manifests: list[Manifest]) -> None:
-    for namespace in ("airflow-jobs", "airflow-gpu-jobs"):
+    for namespace in WORKLOADS:
         allowed = find(kind_manifests, "ConfigMap", f"{RELEASE}-job-secrets", namespace)
         assert set(allowed["data"]) == {"clickhouse-credentials"}  # the sync DAG's profiles
     listed = render("values.yaml", *_workload(1, "jobSecrets", ["team-a", "team-b"]))
-    allowed = find(listed, "ConfigMap", f"{RELEASE}-job-secrets", "airflow-gpu-jobs")
+    allowed = find(listed, "ConfigMap", f"{RELEASE}-job-secrets", GPU_JOBS_NAMESPACE)
     assert set(allowed["data"]) == {"team-a", "team-b", "clickhouse-credentials"}
     profile = render(
         "values.yaml", "--set", "presets.clickhouseSync.profiles.demo-source.secretName=warehouse-reader"
     )
-    allowed = find(profile, "ConfigMap", f"{RELEASE}-job-secrets", "airflow-jobs")
+    allowed = find(profile, "ConfigMap", f"{RELEASE}-job-secrets", JOBS_NAMESPACE)
     assert set(allowed["data"]) == {"clickhouse-credentials", "warehouse-reader"}
 
 
@@ -285,8 +287,8 @@ def test_workers_reach_execution_api_and_configured_api_server() -> None:
 def test_egress_allow_list_is_appended() -> None:
     allow = [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 9000, "protocol": "TCP"}]}]
     manifests = render("values.yaml", *_workload(1, "egressAllow", allow))
-    assert allow[0] in _egress(manifests, "airflow-gpu-jobs")
-    assert allow[0] not in _egress(manifests, "airflow-jobs")
+    assert allow[0] in _egress(manifests, GPU_JOBS_NAMESPACE)
+    assert allow[0] not in _egress(manifests, JOBS_NAMESPACE)
 
 
 @pytest.mark.parametrize(

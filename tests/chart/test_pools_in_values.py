@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE
+
 from .rendering import (
     CHART,
     NAMESPACE,
@@ -66,7 +68,7 @@ def test_cloud_labels_replace_the_kind_labels(tmp_path: Path, monkeypatch) -> No
     assert [t["key"] for t in gpu["tolerations"]] == [t["key"] for t in kind_taints]  # not overridden
     assert gpu["resources"] == POOLS["pools"]["gpu"]["defaultResources"]
     settings = helper_settings(manifests, "gpu", tmp_path, monkeypatch)
-    assert settings["affinity"] == gpu["affinity"] and settings["namespace"] == "airflow-gpu-jobs"
+    assert settings["affinity"] == gpu["affinity"] and settings["namespace"] == GPU_JOBS_NAMESPACE
 
 
 def test_raw_terms_and_tolerations(tmp_path: Path, monkeypatch) -> None:
@@ -125,7 +127,7 @@ def test_added_pool_places_the_platform_and_reaches_dags(tmp_path: Path, monkeyp
         'namespaces.workloads[0].pools=["general","ssd","highmem"]',
     )
     published = presets(manifests)["pools"]["highmem"]
-    assert published["namespace"] == "airflow-jobs"
+    assert published["namespace"] == JOBS_NAMESPACE
     assert published["extendedResources"] == {"hugepages-2Mi": "1Gi"}
     for component in CONTROL_PLANE:
         spec = deployment_spec(manifests, component)

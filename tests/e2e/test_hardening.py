@@ -20,15 +20,14 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.facts import WORKER_NAMESPACE, WORKLOAD_NAMESPACES
+from tests.facts import JOBS_NAMESPACE, RELEASE, WORKER_NAMESPACE, WORKLOAD_NAMESPACES
 
 from .test_network_policy import _probe_pod, connects
 from .test_rbac import TRIGGERER, WORKER, can
 
 pytestmark = pytest.mark.cluster
 
-JOBS = "airflow-jobs"
-RELEASE = "airflow-platform"
+JOBS = JOBS_NAMESPACE
 METADATA_ADDRESS = ("169.254.169.254", 80)
 KUBERNETES_API = ("kubernetes.default.svc.cluster.local", 443)
 POSTGRES = (f"{RELEASE}-postgres.airflow.svc.cluster.local", 5432)
