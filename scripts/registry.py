@@ -371,11 +371,12 @@ def login() -> None:
     )  # fmt: skip
 
 
-def push_images(tag: str) -> list[str]:
-    """Tags and pushes every platform image (built first where missing); returns the references."""
+def push_images(tag: str, only: list[config.Image] | None = None) -> list[str]:
+    """Tags and pushes every platform image, or `only` these (built first where missing); returns the
+    references."""
     from scripts import images
 
-    every = list(config.images())
+    every = list(only if only is not None else config.images())
     missing = [image for image in every if not images.image_exists(image.ref(tag))]
     if missing:
         log(f"not built yet for tag {tag}: {[image.name for image in missing]}; building them first")

@@ -15,9 +15,7 @@ import pytest
 from kubernetes import client as k8s
 
 from scripts import config, registry
-from scripts.common import run
 from scripts.images import image_tag
-from tests.facts import image_ref
 
 pytestmark = [
     pytest.mark.cluster,
@@ -33,10 +31,8 @@ def pushed_image() -> str:
     """clickhouse-tools (a platform image) pushed to the running registry with the generated credential."""
     registry.up()
     registry.login()
-    source = image_ref("clickhouse-tools", image_tag())
-    target = f"{config.REGISTRY_HOST}/{source}"
-    run("docker", "tag", source, target)
-    run("docker", "push", target, capture=True, env=registry.client_env())
+    tools = [image for image in config.images() if image.name == "clickhouse-tools"]
+    (target,) = registry.push_images(image_tag(), only=tools)
     return target
 
 
