@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -22,7 +23,7 @@ import airflow_client.client as airflow_api
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from airflow_client.client.exceptions import ApiException
+from airflow_client.client.exceptions import ApiException, ServiceException
 
 from tests.chart.rendering import presets as chart_presets
 from tests.chart.rendering import render
@@ -152,9 +153,22 @@ def _run_state(client: airflow_api.ApiClient, run_id: str) -> str:
     return airflow_api.DagRunApi(client).get_dag_run(SYNC_DAG, run_id).state.value
 
 
-def _fail_run(client: airflow_api.ApiClient, run_id: str) -> None:
+def _fail_run(client: airflow_api.ApiClient, run_id: str, attempts: int = 5) -> None:
+    """Mark a run failed, as an operator would in the UI, retrying the API's transient database errors.
+
+    The PATCH updates the run and its task instances while the scheduler may be updating the same rows;
+    PostgreSQL then aborts one transaction and the API answers 500 "Database error" (seen once in CI on
+    a loaded machine). An operator clicks again; so does this helper, a bounded number of times.
+    """
     body = airflow_api.DAGRunPatchBody(state=airflow_api.DagRunMutableStates.FAILED)
-    airflow_api.DagRunApi(client).patch_dag_run(SYNC_DAG, run_id, body)
+    for attempt in range(1, attempts + 1):
+        try:
+            airflow_api.DagRunApi(client).patch_dag_run(SYNC_DAG, run_id, body)
+            return
+        except ServiceException as error:
+            if attempt == attempts or "Database error" not in str(error.body):
+                raise
+            time.sleep(attempt)
 
 
 def _log(client: airflow_api.ApiClient, run_id: str, task_id: str, try_number: int = 1) -> str:
