@@ -58,11 +58,12 @@ log = Logger("images")
 
 
 def copy_sources(dockerfile: Path) -> list[str]:
-    """The repository paths a Dockerfile COPYs (options such as --chown skipped, destination dropped)."""
+    """The repository paths a Dockerfile COPYs (options such as --chown skipped, destination dropped;
+    `COPY --from=<stage>` copies from another build stage, not from the repository)."""
     sources = []
     for line in dockerfile.read_text().splitlines():
         words = line.split()
-        if words[:1] == ["COPY"]:
+        if words[:1] == ["COPY"] and not any(word.startswith("--from=") for word in words):
             sources += [word.rstrip("/") for word in words[1:-1] if not word.startswith("--")]
     return sources
 

@@ -42,7 +42,11 @@ EXISTING = [
     "--set",
     "clickhouse.generateCredentials=false",
     "--set",
-    "dags.testGitServer.enabled=false",  # a test fixture of the kind values, not GitOps material
+    "dags.testGitServer.enabled=false",  # test fixtures of the kind values, not GitOps material
+    "--set",
+    "airflow.logs.testObjectStore.enabled=false",
+    "--set",
+    "airflow.logs.remote.enabled=false",
 ]
 
 

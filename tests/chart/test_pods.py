@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.facts import IMAGE_REPOSITORIES
+
 from .rendering import Manifest, pod_specs, pool_placement, presets
 
 LONG_RUNNING = ("Deployment/", "StatefulSet/")
-PLATFORM_IMAGES = tuple(
-    f"airflow-platform/{name}"
-    for name in ("airflow", "postgres", "clickhouse-server", "clickhouse-tools", "git-server")
-)
+PLATFORM_IMAGES = tuple(IMAGE_REPOSITORIES.values())  # images/<name>/, as the chart's values name them
 AIRFLOW_DEPLOYMENTS = tuple(
     f"Deployment/airflow-platform-{component}"
     for component in ("api-server", "scheduler", "dag-processor", "triggerer")

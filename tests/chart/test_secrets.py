@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from tests.facts import CLICKHOUSE_NAMESPACE
+from tests.facts import CLICKHOUSE_NAMESPACE, WORKER_NAMESPACE
 
 from .fake_kube_api import fake_kube_api
 from .rendering import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind, pod_specs, render
@@ -24,7 +24,11 @@ GENERATED = {
         for name in ("fernet-key", "jwt-secret", "api-secret-key", "admin", "postgres", "git-server")
     ),
     (CLICKHOUSE_NAMESPACE, "clickhouse-credentials"),
+    # the kind values' test object store: its keys, generated once, copied for the worker pods
+    *((namespace, f"{RELEASE}-object-store") for namespace in (NAMESPACE, WORKER_NAMESPACE)),
 }
+# Secrets holding no generated value: the remote-log connection (endpoint, region; no keys).
+DERIVED = {(namespace, f"{RELEASE}-remote-logs") for namespace in (NAMESPACE, WORKER_NAMESPACE)}
 SECRET_LIKE_ENV = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|CONN", re.IGNORECASE)
 
 
@@ -57,7 +61,7 @@ def render_against_cluster(existing: list[Manifest], workdir: Path, *extra: str)
 
 
 def test_all_expected_secrets_are_generated(kind_manifests: list[Manifest]) -> None:
-    assert set(secret_data(kind_manifests)) == GENERATED
+    assert set(secret_data(kind_manifests)) == GENERATED | DERIVED
 
 
 def test_fresh_renders_generate_fresh_values() -> None:

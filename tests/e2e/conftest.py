@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import airflow_client.client as airflow_client
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -114,6 +115,16 @@ def sync_run(airflow_api: object, core: k8s.CoreV1Api) -> SyncRun:
         state = platform_api.wait_for_dag_run(airflow_api, dag_id, run_id)
     placements = [p for p in recorder.placements.values() if p.labels.get("dag_id") == dag_id]
     return SyncRun(dag_id, run_id, state, placements)
+
+
+def task_log_text(api: object, dag_id: str, run_id: str, task_id: str) -> str:
+    """The full log of a task's last try, as the REST API serves it (remote store, worker or both)."""
+    task_instances = airflow_client.TaskInstanceApi(api)
+    instance = task_instances.get_task_instance(dag_id, run_id, task_id)
+    log = task_instances.get_log_without_preload_content(
+        dag_id, run_id, task_id, instance.try_number, full_content=True
+    )
+    return log.data.decode()
 
 
 def record_timing(section: str, values: dict[str, object]) -> None:

@@ -7,7 +7,6 @@ import base64
 import json
 import time
 
-import airflow_client.client as airflow_client
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -15,7 +14,7 @@ from kubernetes.stream import stream
 
 from tests.facts import AIRFLOW_POOL, JOBS_NAMESPACE, NAMESPACE, RELEASE, WORKER_NAMESPACE
 
-from .conftest import SyncRun
+from .conftest import SyncRun, task_log_text
 
 pytestmark = pytest.mark.cluster
 
@@ -138,10 +137,5 @@ def test_task_log_readable_after_its_pods_are_gone(
         with pytest.raises(ApiException) as gone:
             core.read_namespaced_pod(pod.name, pod.namespace)
         assert gone.value.status == 404
-    task_instances = airflow_client.TaskInstanceApi(airflow_api)
-    instance = task_instances.get_task_instance(sync_run.dag_id, sync_run.run_id, "migrate_data")
-    log = task_instances.get_log_without_preload_content(
-        sync_run.dag_id, sync_run.run_id, "migrate_data", instance.try_number, full_content=True
-    )
-    text = log.data.decode()
+    text = task_log_text(airflow_api, sync_run.dag_id, sync_run.run_id, "migrate_data")
     assert "[summary]" in text, text[-2000:]

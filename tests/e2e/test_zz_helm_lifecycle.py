@@ -15,6 +15,8 @@ from scripts import platform_api
 from scripts.images import image_tag
 from tests.facts import PLATFORM_NAMESPACES
 
+from .conftest import SyncRun, task_log_text
+
 pytestmark = pytest.mark.cluster
 
 SELECTOR = f"app.kubernetes.io/instance={platform_api.RELEASE}"
@@ -32,6 +34,13 @@ def test_upgrade_keeps_generated_secrets(core: k8s.CoreV1Api) -> None:
     platform_api.helm_upgrade_install(image_tag(), ["--set", "airflow.config.core.parallelism=48"])
     assert _generated_secrets(core) == before
     assert platform_api.admin_password()  # still readable, and the same (compared above)
+
+
+def test_finished_task_log_readable_after_upgrade(sync_run: SyncRun) -> None:
+    """The upgrade above replaced every Airflow pod; the remote log store still serves the old run."""
+    with platform_api.api_client() as api:
+        text = task_log_text(api, sync_run.dag_id, sync_run.run_id, "migrate_data")
+    assert "[summary]" in text, text[-2000:]
 
 
 def _leftovers(kube: k8s.ApiClient) -> list[str]:

@@ -3,31 +3,13 @@ with the chart's metrics settings) by a real Airflow that ran the probe DAG (a s
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 
 from .conftest import OpsAirflow
+from .dashboard import DASHBOARD, TARGETS, expand
 from .prometheus_server import PROMETHEUS
-
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = json.loads((ROOT / "dashboards" / "airflow-platform.json").read_text())
-# Grafana's variables, as Grafana would expand them for a short range.
-VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
-TARGETS = [
-    (f"{panel['title']} [{target['refId']}]", target["expr"])
-    for panel in DASHBOARD["panels"]
-    for target in panel["targets"]
-]
-
-
-def expand(expression: str) -> str:
-    for variable, value in VARIABLES.items():
-        expression = expression.replace(variable, value)
-    assert "$" not in expression, f"unexpanded variable in {expression!r}"
-    return expression
 
 
 def test_dashboard_is_grafana_json() -> None:

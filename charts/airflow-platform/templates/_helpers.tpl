@@ -580,13 +580,24 @@ airflow_platform_logs
 {{- define "ap.remoteLogs.connection" -}}
 {{- $remote := .Values.airflow.logs.remote -}}
 {{- $extra := dict "region_name" $remote.region -}}
-{{- with $remote.endpointUrl -}}
+{{- $store := .Values.airflow.logs.testObjectStore.enabled -}}
+{{- with $remote.endpointUrl | default (ternary (include "ap.objectStore.endpoint" .) "" $store) -}}
 {{- $_ := set $extra "endpoint_url" . -}}
 {{- end -}}
-{{- if ne $remote.addressingStyle "auto" -}}
-{{- $_ := set $extra "config_kwargs" (dict "s3" (dict "addressing_style" $remote.addressingStyle)) -}}
+{{- $style := ternary "path" $remote.addressingStyle (and $store (eq $remote.addressingStyle "auto")) -}}
+{{- if ne $style "auto" -}}
+{{- $_ := set $extra "config_kwargs" (dict "s3" (dict "addressing_style" $style)) -}}
 {{- end -}}
 {{- dict "conn_type" "aws" "extra" $extra | toJson -}}
+{{- end -}}
+
+{{/* The test object store (airflow.logs.testObjectStore): its objects' name and its S3 endpoint. */}}
+{{- define "ap.objectStore.name" -}}
+{{- printf "%s-object-store" (include "ap.fullname" .) -}}
+{{- end -}}
+
+{{- define "ap.objectStore.endpoint" -}}
+{{- printf "http://%s.%s.svc.%s:7070" (include "ap.objectStore.name" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
 {{- define "ap.remoteLogs.secretName" -}}
@@ -606,17 +617,21 @@ Without one the SDK's default chain (a cloud workload identity) applies.
     secretKeyRef:
       name: {{ include "ap.remoteLogs.secretName" . }}
       key: connection
-{{- with $remote.credentials.existingSecret }}
+{{- $credentials := $remote.credentials -}}
+{{- if and (not $credentials.existingSecret) .Values.airflow.logs.testObjectStore.enabled -}}
+{{- $credentials = dict "existingSecret" (include "ap.objectStore.name" .) "accessKeyIdKey" "access-key-id" "secretAccessKeyKey" "secret-access-key" -}}
+{{- end -}}
+{{- with $credentials.existingSecret }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
       name: {{ . }}
-      key: {{ $remote.credentials.accessKeyIdKey }}
+      key: {{ $credentials.accessKeyIdKey }}
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
       name: {{ . }}
-      key: {{ $remote.credentials.secretAccessKeyKey }}
+      key: {{ $credentials.secretAccessKeyKey }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -638,6 +653,20 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 {{- toYaml $config -}}
 {{- end -}}
 
+{{/* The test Prometheus (metrics.testPrometheus): its objects' name and OTLP receiver. */}}
+{{- define "ap.prometheus.name" -}}
+{{- printf "%s-prometheus" (include "ap.fullname" .) -}}
+{{- end -}}
+
+{{/* metrics.otlpEndpoint, or the test Prometheus's OTLP receiver when that is on and nothing is set. */}}
+{{- define "ap.metrics.otlpEndpoint" -}}
+{{- if and (not .Values.metrics.otlpEndpoint) .Values.metrics.testPrometheus.enabled -}}
+{{- printf "http://%s.%s.svc.%s:9090/api/v1/otlp/v1/metrics" (include "ap.prometheus.name" .) .Release.Namespace .Values.clusterDomain -}}
+{{- else -}}
+{{- .Values.metrics.otlpEndpoint -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 OpenTelemetry metrics export (standard OTEL_* variables, which Airflow prefers over [metrics] otel_host).
 Each pod is its own instance (service.instance.id = pod name), so replicas never overwrite each other.
@@ -645,7 +674,7 @@ Each pod is its own instance (service.instance.id = pod name), so replicas never
 {{- define "ap.metrics.env" -}}
 {{- if .Values.metrics.enabled }}
 - name: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
-  value: {{ .Values.metrics.otlpEndpoint | quote }}
+  value: {{ include "ap.metrics.otlpEndpoint" . | quote }}
 - name: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL
   value: http/protobuf
 - name: OTEL_METRIC_EXPORT_INTERVAL

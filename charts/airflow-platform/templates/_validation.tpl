@@ -50,6 +50,9 @@ negative and malformed quantities; the check here keeps the helper safe on its o
   "airflow.workers.resources" .Values.airflow.workers.resources
   "postgres.resources" .Values.postgres.resources
   "clickhouse.resources" .Values.clickhouse.resources
+  "airflow.logs.testObjectStore.resources" .Values.airflow.logs.testObjectStore.resources
+  "metrics.testPrometheus.resources" .Values.metrics.testPrometheus.resources
+  "dags.testGitServer.resources" .Values.dags.testGitServer.resources
 -}}
 {{- range $key, $resources := $blocks -}}
 {{- include "ap.validation.checkNotAbove" (dict "low" $resources.requests "high" $resources.limits "lowKey" (printf "%s.requests" $key) "highKey" (printf "%s.limits" $key)) -}}
