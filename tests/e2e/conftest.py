@@ -6,19 +6,25 @@ client, Kubernetes through its Python client, Helm through its CLI.
 
 from __future__ import annotations
 
+import base64
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import airflow_client.client as airflow_client
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
 
 from scripts import config, platform_api
-from tests.facts import POOL_LABEL, TASK_POD_NAMESPACES
+from tests.facts import JOBS_NAMESPACE, NAMESPACE, POOL_LABEL, TASK_POD_NAMESPACES
+
+from .bundle_repo import BUNDLE, GIT_SECRET, GIT_SERVICE, Api, Repository
 
 TIMINGS_FILE = config.TIMINGS_FILE
 
@@ -149,3 +155,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for section, values in timings.items():
         for key, value in values.items() if isinstance(values, dict) else [("", values)]:
             terminalreporter.write_line(f"{section + '.' + key:<55} {value:>10}")
+
+
+# --- DAGs delivered through the e2e git bundle (tests/e2e/bundle_repo.py) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture(scope="module")
+def repository(core: k8s.CoreV1Api) -> Iterator[Repository]:
+    data = core.read_namespaced_secret(GIT_SECRET, NAMESPACE).data
+    user = "writer"  # the test git server's account that may push
+    password = base64.b64decode(data["writer-password"]).decode()
+    service = core.read_namespaced_service(GIT_SERVICE, NAMESPACE)
+    node_port = next(port.node_port for port in service.spec.ports if port.node_port)
+    address = platform_api.ui_url().split("//")[1].split(":")[0]
+    url = f"http://{user}:{password}@{address}:{node_port}/{BUNDLE}.git"
+    with tempfile.TemporaryDirectory(prefix="e2e-bundle-") as workdir:
+        yield Repository(url, Path(workdir))
+
+
+FOREIGN_SECRET = "e2e-not-for-jobs"
+
+
+@pytest.fixture(scope="module")
+def foreign_secret(core: k8s.CoreV1Api):
+    """A Secret in the jobs namespace that is not usable by jobs (like another team's credentials)."""
+    body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=FOREIGN_SECRET), string_data={"token": "x"})
+    try:
+        core.create_namespaced_secret(JOBS_NAMESPACE, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    yield FOREIGN_SECRET
+    core.delete_namespaced_secret(FOREIGN_SECRET, JOBS_NAMESPACE)

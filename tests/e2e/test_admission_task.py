@@ -13,8 +13,7 @@ import pytest
 from scripts.images import image_tag
 from tests.facts import image_ref
 
-from .test_bundles import REFRESH_BUDGET, Api, Repository, api, repository, wait_until  # noqa: F401
-from .test_hardening import foreign_secret  # noqa: F401
+from .bundle_repo import REFRESH_BUDGET, Api, Repository, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -43,9 +42,9 @@ def _task_log(client: Api, dag_id: str, run_id: str, task_id: str) -> str:
 
 
 def test_task_asking_for_a_foreign_secret_fails_with_the_admission_message(
-    api: Api,  # noqa: F811
-    repository: Repository,  # noqa: F811
-    foreign_secret: str,  # noqa: F811
+    api: Api,
+    repository: Repository,
+    foreign_secret: str,
 ) -> None:
     dag_id = f"e2e_foreign_secret_{int(time.time())}"
     image = image_ref("clickhouse-tools", image_tag())

@@ -31,20 +31,6 @@ JOBS = JOBS_NAMESPACE
 METADATA_ADDRESS = ("169.254.169.254", 80)
 KUBERNETES_API = ("kubernetes.default.svc.cluster.local", 443)
 POSTGRES = (f"{RELEASE}-postgres.airflow.svc.cluster.local", 5432)
-FOREIGN_SECRET = "e2e-not-for-jobs"
-
-
-@pytest.fixture(scope="module")
-def foreign_secret(core: k8s.CoreV1Api):
-    """A Secret in the jobs namespace that is not usable by jobs (like another team's credentials)."""
-    body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=FOREIGN_SECRET), string_data={"token": "x"})
-    try:
-        core.create_namespaced_secret(JOBS, body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-    yield FOREIGN_SECRET
-    core.delete_namespaced_secret(FOREIGN_SECRET, JOBS)
 
 
 @pytest.fixture(scope="module")

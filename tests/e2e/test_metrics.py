@@ -18,7 +18,7 @@ from tests.facts import NAMESPACE, RELEASE, image_ref
 from tests.ops.dashboard import TARGETS, expand
 from tests.ops.prometheus_server import Prometheus
 
-from .test_bundles import REFRESH_BUDGET, Api, Repository, api, repository, wait_until  # noqa: F401
+from .bundle_repo import REFRESH_BUDGET, Api, Repository, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -64,7 +64,7 @@ def prometheus() -> Iterator[Prometheus]:
 
 
 @pytest.fixture(scope="module")
-def probe_run(api: Api, repository: Repository) -> str:  # noqa: F811
+def probe_run(api: Api, repository: Repository) -> str:
     """One run of a DAG with a succeeding and a failing job pod; its dag_id."""
     dag_id = f"e2e_metrics_{int(time.time())}"
     dag = PROBE_DAG.format(dag_id=dag_id, image=image_ref("clickhouse-tools", image_tag()))

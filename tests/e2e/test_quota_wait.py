@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 
 from tests.facts import RELEASE, WORKER_NAMESPACE
 
-from .test_bundles import HELLO_DAG, REFRESH_BUDGET, Api, Repository, api, repository, wait_until  # noqa: F401
+from .bundle_repo import HELLO_DAG, REFRESH_BUDGET, Api, Repository, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -37,8 +37,8 @@ def full_worker_quota(core: k8s.CoreV1Api) -> Iterator[Callable[[], None]]:
 
 
 def test_task_waits_for_quota_then_runs(
-    api: Api,  # noqa: F811
-    repository: Repository,  # noqa: F811
+    api: Api,
+    repository: Repository,
     core: k8s.CoreV1Api,
     full_worker_quota: Callable[[], None],
 ) -> None:

@@ -24,7 +24,7 @@ from tests.facts import (
     WORKER_NAMESPACE,
 )
 
-from .test_bundles import REFRESH_BUDGET, Api, Repository, api, repository, wait_until  # noqa: F401
+from .bundle_repo import REFRESH_BUDGET, Api, Repository, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -106,8 +106,8 @@ def _reaper_log(core: k8s.CoreV1Api) -> str:
 
 
 def test_job_pod_of_a_killed_worker_is_reaped(
-    api: Api,  # noqa: F811
-    repository: Repository,  # noqa: F811
+    api: Api,
+    repository: Repository,
     core: k8s.CoreV1Api,
     kube: k8s.ApiClient,
 ) -> None:
