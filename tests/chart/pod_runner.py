@@ -98,16 +98,22 @@ class PodRunner:
             dirs[volume["name"]] = path
         return dirs
 
-    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+    def _env(self, namespace: str, container: dict[str, Any], pod_name: str) -> dict[str, str]:
         """The container's environment as the kubelet makes it: `$(NAME)` in a value expands to the
-        variables defined before it (the chart builds the database URL that way)."""
+        variables defined before it (the chart builds the database URL that way); a fieldRef gives
+        the pod's name or namespace (the metrics' pod label comes from it)."""
         env: dict[str, str] = {}
+        fields = {"metadata.name": pod_name, "metadata.namespace": namespace}
         for variable in container.get("env", []):
             if "value" in variable:
                 value = expand_references(variable["value"], env)
-            else:
+            elif "secretKeyRef" in variable["valueFrom"]:
                 reference = variable["valueFrom"]["secretKeyRef"]
                 value = self._secret_value(namespace, reference["name"], reference["key"])
+            else:
+                field = variable["valueFrom"]["fieldRef"]["fieldPath"]
+                assert field in fields, f"{variable['name']}: the pod runner knows no fieldRef {field!r}"
+                value = fields[field]
             env[variable["name"]] = value
         return env
 
@@ -139,7 +145,7 @@ class PodRunner:
                     source.mkdir(mode=0o777)
                     source.chmod(0o777)
             args += ["--volume", f"{source}:{mount['mountPath']}{':ro' if mount.get('readOnly') else ''}"]
-        env = self._env(namespace, container)
+        env = self._env(namespace, container, name)
         args += [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
         command = [expand_references(part, env) for part in container.get("command", [])]
         if command:
