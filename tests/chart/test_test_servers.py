@@ -110,13 +110,18 @@ def test_only_airflow_reaches_the_store() -> None:
     assert sorted(namespaces) == sorted([NAMESPACE, WORKER_NAMESPACE])
 
 
-def _egress_to_store(manifests: list[Manifest], namespace: str) -> list[dict]:
+def _egress_to(manifests: list[Manifest], namespace: str, component: str) -> list[dict]:
+    """The egress rules of `namespace` whose peers are the release's pods of `component`."""
     rules = _policy(manifests, f"{RELEASE}-egress", namespace)["egress"]
     return [
         rule for rule in rules
         for peer in rule.get("to", [])
-        if peer.get("podSelector", {}).get("matchLabels", {}).get(COMPONENT) == "object-store"
+        if peer.get("podSelector", {}).get("matchLabels", {}).get(COMPONENT) == component
     ]  # fmt: skip
+
+
+def _egress_to_store(manifests: list[Manifest], namespace: str) -> list[dict]:
+    return _egress_to(manifests, namespace, "object-store")
 
 
 def test_worker_pods_may_upload_and_job_pods_may_not() -> None:
@@ -225,12 +230,7 @@ def test_only_airflow_pushes_to_prometheus() -> None:
         peer["namespaceSelector"]["matchExpressions"][0]["values"] for peer in ingress[0]["from"]
     ]
     assert sorted(namespaces) == sorted([NAMESPACE, WORKER_NAMESPACE])
-    rules = _policy(manifests, f"{RELEASE}-egress", WORKER_NAMESPACE)["egress"]
-    to_prometheus = [
-        rule for rule in rules
-        for peer in rule.get("to", [])
-        if peer.get("podSelector", {}).get("matchLabels", {}).get(COMPONENT) == "prometheus"
-    ]  # fmt: skip
+    to_prometheus = _egress_to(manifests, WORKER_NAMESPACE, "prometheus")
     assert [rule["ports"] for rule in to_prometheus] == [[{"port": 9090, "protocol": "TCP"}]]
 
 
