@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from scripts import config, registry
-from scripts.common import Logger, run, wait_until
+from scripts.common import Logger, docker_answers, run, wait_until
 
 NODE_IMAGE_FILE = config.CACHE / "node-image" / "current-image"
 READY_TIMEOUT_S = 300
@@ -304,6 +304,11 @@ def up() -> None:
 
 
 def down() -> None:
+    # Without a running engine there are no node containers, so no cluster to delete (a clean
+    # machine's `.ci/run` deletes any leftover cluster before `make e2e` starts the engine).
+    if not docker_answers():
+        log(f"docker engine not running: no cluster {config.CLUSTER_NAME} to delete")
+        return
     if cluster_exists():
         run(
             "kind", "delete", "cluster", "--name", config.CLUSTER_NAME, "--kubeconfig", str(config.KUBECONFIG)

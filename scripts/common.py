@@ -36,6 +36,14 @@ def run(*args: str | Path, capture: bool = False, check: bool = True, **kwargs: 
     return result.stdout if capture else ""
 
 
+def docker_answers() -> bool:
+    """Whether a Docker engine answers (a clean machine has none until `make docker`)."""
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, env=config.tool_env()).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
 def wait_until(predicate: Callable[[], object], what: str, timeout_s: float, interval_s: float = 2) -> object:
     """Polls until predicate returns something truthy (returned); TimeoutError names what it waited for."""
     deadline = time.monotonic() + timeout_s

@@ -39,7 +39,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts import config
-from scripts.common import Logger, run, wait_until
+from scripts.common import Logger, docker_answers, run, wait_until
 
 DIR = config.REGISTRY_DIR
 CA_CERT = DIR / "ca.crt"
@@ -344,6 +344,9 @@ def up() -> None:
 
 def down() -> None:
     """Removes the container; the data volume and .cache/registry/ stay (the next `up` reuses them)."""
+    if not docker_answers():
+        log(f"docker engine not running: no {config.REGISTRY_CONTAINER} to remove")
+        return
     docker("rm", "--force", config.REGISTRY_CONTAINER, check=False)
     log(f"{config.REGISTRY_CONTAINER} removed (kept: volume {DATA_VOLUME}, {DIR.relative_to(config.ROOT)}/)")
 
