@@ -43,7 +43,7 @@ def worker_node(pool: dict) -> dict:
     join_patch = {"kind": "JoinConfiguration", "nodeRegistration": {"taints": taints}}
     return {
         "role": "worker",
-        "labels": dict(pool["labels"]),
+        "labels": {**pool["labels"], **(pool.get("kind") or {}).get("providerLabels", {})},
         "kubeadmConfigPatches": [yaml.safe_dump(join_patch)],
     }
 

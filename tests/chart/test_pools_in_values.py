@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE
 
@@ -21,6 +22,7 @@ from .rendering import (
     presets,
     render,
     render_error,
+    rendered,
 )
 
 GKE_POOL = "cloud.google.com/gke-nodepool"
@@ -259,3 +261,42 @@ INVALID = [
 def test_invalid_pool_values_name_the_key(arguments: list[str], message: str) -> None:
     error = render_error(*arguments)
     assert message in error, error
+
+
+def _matches(term: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A NodeSelectorTerm (matchExpressions with In/Exists, as the chart renders them) against labels."""
+    for expression in term.get("matchExpressions", []):
+        value = labels.get(expression["key"])
+        if expression["operator"] == "Exists" and value is None:
+            return False
+        if expression["operator"] == "In" and value not in expression["values"]:
+            return False
+    return True
+
+
+def _tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+    return any(
+        t.get("key") == taint["key"]
+        and t.get("effect", taint["effect"]) == taint["effect"]
+        and (t.get("operator") == "Exists" or t.get("value") == taint.get("value"))
+        for t in tolerations
+    )
+
+
+def test_production_scenario_on_kind_selects_the_kind_nodes_by_provider_labels() -> None:
+    """ci/production-on-kind-values.yaml (the e2e's production-shaped release) places each pool on the
+    kind node made for it, by the provider labels only, and tolerates every taint of that node."""
+    from scripts import cluster
+
+    nodes = {}
+    for pool, node in zip(POOLS["pools"], cluster.kind_config(POOLS["pools"])["nodes"][1:], strict=True):
+        patch = yaml.safe_load(node["kubeadmConfigPatches"][0])
+        nodes[pool] = (node["labels"], patch["nodeRegistration"]["taints"])
+    scenario = presets(rendered("ci/production-on-kind-values.yaml"))["pools"]
+    assert set(scenario) == set(nodes)
+    for pool, settings in scenario.items():
+        assert POOLS["poolLabelKey"] not in settings["nodeLabels"], "must not rely on the platform's label"
+        (term,) = required_terms(settings)
+        assert {other for other, (labels, _) in nodes.items() if _matches(term, labels)} == {pool}
+        taints = nodes[pool][1]
+        assert all(_tolerates(settings["tolerations"], taint) for taint in taints), (pool, taints)

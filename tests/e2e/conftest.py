@@ -69,13 +69,12 @@ class PodPlacement:
 class PodRecorder:
     """Watches task namespaces in a thread and remembers where every pod was scheduled."""
 
-    def __init__(self, core: k8s.CoreV1Api) -> None:
+    def __init__(self, core: k8s.CoreV1Api, namespaces: tuple[str, ...] = TASK_POD_NAMESPACES) -> None:
         self._core = core
         self._stop = threading.Event()
         self.placements: dict[tuple[str, str], PodPlacement] = {}
         self._threads = [
-            threading.Thread(target=self._watch, args=(namespace,), daemon=True)
-            for namespace in TASK_POD_NAMESPACES
+            threading.Thread(target=self._watch, args=(namespace,), daemon=True) for namespace in namespaces
         ]
 
     def _watch(self, namespace: str) -> None:

@@ -3,24 +3,26 @@ left behind, and the destination database equals the source."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 
-from tests.facts import AIRFLOW_POOL, JOBS_NAMESPACE, NAMESPACE, RELEASE, WORKER_NAMESPACE
+from tests.facts import (
+    AIRFLOW_POOL,
+    CLICKHOUSE_NAMESPACE,
+    JOBS_NAMESPACE,
+    NAMESPACE,
+    RELEASE,
+    WORKER_NAMESPACE,
+)
 
 from .conftest import SyncRun, task_log_text
+from .demo_clickhouse import DemoClickHouse, expected_copy
 
 pytestmark = pytest.mark.cluster
 
-CREDENTIALS_SECRET = "clickhouse-credentials"
-PRESETS_CONFIGMAP = (f"{RELEASE}-pool-presets", NAMESPACE)
-SKIP_PATTERNS = ("copy", "test", "backup", "dict")
 # Which pool each task's pods must run on (the DAG's contract with the platform).
 EXPECTED_POOL = {
     "preflight": "ssd",
@@ -63,68 +65,16 @@ def test_no_task_pod_left_behind(sync_run: SyncRun, core: k8s.CoreV1Api) -> None
     assert leftovers() == []
 
 
-def _databases(core: k8s.CoreV1Api) -> dict[str, str]:
-    """Source and destination database names, as the chart publishes them to the DAG."""
-    name, namespace = PRESETS_CONFIGMAP
-    sync = json.loads(core.read_namespaced_config_map(name, namespace).data["presets.json"])["clickhouseSync"]
-    return {side: sync[side]["database"] for side in ("source", "destination")}
+@pytest.fixture(scope="module")
+def demo(core: k8s.CoreV1Api) -> DemoClickHouse:
+    return DemoClickHouse(core, RELEASE, NAMESPACE, CLICKHOUSE_NAMESPACE)
 
 
-def _password(core: k8s.CoreV1Api, key: str) -> str:
-    secret = core.read_namespaced_secret(CREDENTIALS_SECRET, JOBS_NAMESPACE)
-    return base64.b64decode(secret.data[key]).decode()
-
-
-def _query(core: k8s.CoreV1Api, service: str, password: str, sql: str) -> list[list[str]]:
-    """Runs SQL with clickhouse-client inside the server's own pod (tab-separated rows)."""
-    selector = core.read_namespaced_service(service, JOBS_NAMESPACE).spec.selector
-    labels = ",".join(f"{key}={value}" for key, value in selector.items())
-    pod = core.list_namespaced_pod(JOBS_NAMESPACE, label_selector=labels).items[0]
-    output = stream(
-        core.connect_get_namespaced_pod_exec, pod.metadata.name, JOBS_NAMESPACE,
-        command=["clickhouse-client", "--password", password, "--query", sql],
-        stderr=True, stdin=False, stdout=True, tty=False,
-    )  # fmt: skip
-    if "Received exception from server" in output or output.startswith("Code: "):
-        raise RuntimeError(f"clickhouse-client on {service} failed for {sql!r}:\n{output}")
-    return [line.split("\t") for line in output.splitlines() if line]
-
-
-def _snapshot(core: k8s.CoreV1Api, side: str) -> dict[str, tuple[str, ...]]:
-    """Object name -> (engine, row count, order-independent checksum) for one side of the sync."""
-    service, password = f"clickhouse-{side}", _password(core, f"{side}-password")
-    database = _databases(core)[side]
-    objects = _query(
-        core, service, password,
-        f"SELECT name, engine FROM system.tables WHERE database = '{database}' ORDER BY name",
-    )  # fmt: skip
-    snapshot: dict[str, tuple[str, ...]] = {}
-    for name, engine in objects:
-        if name.startswith(".inner.") or engine in {"View", "MaterializedView"}:
-            snapshot[name] = (engine,)
-            continue
-        columns = [row[0] for row in _query(
-            core, service, password,
-            f"SELECT name FROM system.columns WHERE database = '{database}' AND table = '{name}'",
-        )]  # fmt: skip
-        hashed = ", ".join(f"toString({column})" for column in columns)
-        (count, checksum), = _query(
-            core, service, password,
-            f"SELECT count(), sum(cityHash64({hashed})) FROM {database}.`{name}`",
-        )  # fmt: skip
-        snapshot[name] = (engine, count, checksum)
-    return snapshot
-
-
-def test_destination_equals_source_minus_skipped(sync_run: SyncRun, core: k8s.CoreV1Api) -> None:
+def test_destination_equals_source_minus_skipped(sync_run: SyncRun, demo: DemoClickHouse) -> None:
     assert sync_run.state == "success"
-    source = _snapshot(core, "source")
-    destination = _snapshot(core, "destination")
-    skipped = {name for name in source if any(pattern in name for pattern in SKIP_PATTERNS)}
+    expected, skipped = expected_copy(demo.snapshot("source"))
     assert skipped, "the demo data must contain tables that match the skip patterns"
-    assert set(destination) & skipped == set()
-    expected = {name: value for name, value in source.items() if name not in skipped}
-    assert destination == expected
+    assert demo.snapshot("destination") == expected
 
 
 def test_task_log_readable_after_its_pods_are_gone(

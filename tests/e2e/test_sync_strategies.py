@@ -14,14 +14,19 @@ import pytest
 from kubernetes import client as k8s
 
 from scripts import platform_api
-from tests.facts import NAMESPACE_OF_POOL, WORKER_NAMESPACE
+from tests.facts import CLICKHOUSE_NAMESPACE, NAMESPACE, NAMESPACE_OF_POOL, RELEASE, WORKER_NAMESPACE
 
 from .conftest import record_timing
-from .test_sync_dag import _databases, _password, _query
+from .demo_clickhouse import DemoClickHouse
 
 pytestmark = pytest.mark.cluster
 
 DAG_ID = "clickhouse_db_sync"
+
+
+@pytest.fixture(scope="module")
+def demo(core: k8s.CoreV1Api) -> DemoClickHouse:
+    return DemoClickHouse(core, RELEASE, NAMESPACE, CLICKHOUSE_NAMESPACE)
 
 
 def _run(api: Any, conf: dict[str, Any]) -> tuple[str, str]:
@@ -54,54 +59,49 @@ def _state(api: Any, run_id: str, task_id: str) -> str | None:
     return instance.state.value if instance.state else None
 
 
-def _count(core: k8s.CoreV1Api, database: str, table: str) -> int:
-    password = _password(core, "destination-password")
-    ((count,),) = _query(
-        core, "clickhouse-destination", password, f"SELECT count() FROM {database}.`{table}`"
-    )
+def _count(demo: DemoClickHouse, database: str, table: str) -> int:
+    ((count,),) = demo.query("destination", f"SELECT count() FROM {database}.`{table}`")
     return int(count)
 
 
-def _a_copied_table(core: k8s.CoreV1Api, database: str) -> str:
-    password = _password(core, "destination-password")
+def _a_copied_table(demo: DemoClickHouse, database: str) -> str:
     # system.parts, not system.tables.total_rows: the demo servers are 18.16, which lacks that column
     sql = (
         f"SELECT table FROM system.parts WHERE database = '{database}' AND active "
         "AND table NOT LIKE '.inner%' GROUP BY table ORDER BY sum(rows) DESC LIMIT 1"
     )
-    rows = _query(core, "clickhouse-destination", password, sql)
+    rows = demo.query("destination", sql)
     return rows[0][0]
 
 
-def test_recreate_copies_the_database(airflow_api: Any, core: k8s.CoreV1Api) -> None:
+def test_recreate_copies_the_database(airflow_api: Any, demo: DemoClickHouse) -> None:
     run_id, state = _run(airflow_api, {"strategy": "recreate"})
     assert state == "success"
     assert _state(airflow_api, run_id, "drop_destination_db") == "success"
-    database = _databases(core)["destination"]
-    assert _count(core, database, _a_copied_table(core, database)) > 0
+    database = demo.databases()["destination"]
+    assert _count(demo, database, _a_copied_table(demo, database)) > 0
 
 
 def test_preflight_refuses_the_source_as_destination_before_any_drop(
-    airflow_api: Any, core: k8s.CoreV1Api
+    airflow_api: Any, demo: DemoClickHouse
 ) -> None:
-    source = _databases(core)["source"]
+    source = demo.databases()["source"]
     run_id, state = _run(airflow_api, {"destination_profile": "demo-source", "destination_db": source})
     assert state == "failed"
     assert _state(airflow_api, run_id, "preflight") == "failed"
     assert _state(airflow_api, run_id, "drop_destination_db") == "upstream_failed"
-    assert source in {row[0] for row in _query(core, "clickhouse-source", _password(core, "source-password"),
-                                               "SHOW DATABASES")}  # fmt: skip
+    assert source in {row[0] for row in demo.query("source", "SHOW DATABASES")}
 
 
-def test_swap_keeps_the_destination_readable_during_the_run(airflow_api: Any, core: k8s.CoreV1Api) -> None:
-    database = _databases(core)["destination"]
-    table = _a_copied_table(core, database)  # the copy of the previous (recreate) run
-    before = _count(core, database, table)
+def test_swap_keeps_the_destination_readable_during_the_run(airflow_api: Any, demo: DemoClickHouse) -> None:
+    database = demo.databases()["destination"]
+    table = _a_copied_table(demo, database)  # the copy of the previous (recreate) run
+    before = _count(demo, database, table)
     reads: list[int | str] = []
 
     def read() -> None:
         try:
-            reads.append(_count(core, database, table))
+            reads.append(_count(demo, database, table))
         except Exception as error:  # every failed read is a finding, kept for the assertion
             reads.append(f"{type(error).__name__}: {error}")
 
