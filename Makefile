@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
 STEPS = $(PY_ANY) -m scripts
 # What `make e2e` runs after `make up` (a test can point it at one file).
-E2E_ARGS ?= -m "cluster or docker" tests
+E2E_ARGS ?= -m "cluster or docker" --durations=25 tests
 # The chart whose README's Parameters tables readme-generator-for-helm writes (a test points it at a copy).
 CHART_DIR ?= charts/airflow-platform
 
