@@ -1,6 +1,7 @@
 """One real Airflow (api-server, scheduler, dag-processor on Postgres) configured with the chart's own
 remote-logging and metrics settings, pointed at a real S3-compatible server (versitygw) and a real
-Prometheus; a probe DAG with a succeeding and a failing task has run once when the tests start."""
+Prometheus; a probe DAG with a succeeding and a failing task has run once when the tests start. The
+pool helper reads the example presets (what the chart publishes with its defaults)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ from unittest import mock
 
 import pytest
 import requests
+from airflow_platform_pools.testing import example_presets_path
 
-from tests.chart.rendering import NAMESPACE, RELEASE, airflow_cfg, executor_pod_template, find, render
+from tests.chart.rendering import (
+    NAMESPACE,
+    RELEASE,
+    Manifest,
+    airflow_cfg,
+    executor_pod_template,
+    find,
+    render,
+)
 from tests.dags.live_airflow import LiveAirflow, airflow_processes, postgres_server, wait_until
 
 from .prometheus_server import PROMETHEUS, Prometheus, prometheus_server
@@ -36,6 +46,43 @@ with DAG("{DAG_ID}", schedule=None, start_date=datetime(2024, 1, 1), catchup=Fal
 
 with DAG("{DAG_ID}_long", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):
     BashOperator(task_id="sleeps", bash_command="sleep 900")
+'''
+# A job pod's start on the general pool, in a real task process. There is no cluster: the task calls the
+# callbacks pod_settings gives a KubernetesPodOperator exactly as the operator does once its pod runs
+# (on_pod_starting with the pod read back from the API), so what reaches Prometheus is what a job pod's
+# start sends. Run only where Prometheus runs (tests/ops/test_dashboard.py, test_job_pod_metrics.py).
+JOB_POD_DAG_ID = f"{DAG_ID}_job_pod"
+JOB_POD_START_SECONDS = 7
+JOB_POD_STARTED = f"""
+from datetime import datetime, timedelta, timezone
+
+from airflow_platform_pools import pod_settings
+from kubernetes.client import models as k8s
+
+
+def job_pod_started(**context):
+    settings = pod_settings("general")
+    created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
+    started = created + timedelta(seconds={JOB_POD_START_SECONDS})
+    pod = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(
+            name="job-pod", namespace=settings["namespace"], labels=settings["labels"],
+            creation_timestamp=created,
+        ),
+        status=k8s.V1PodStatus(phase="Running", container_statuses=[k8s.V1ContainerStatus(
+            name="base", image="job:1", image_id="", ready=True, restart_count=0,
+            state=k8s.V1ContainerState(running=k8s.V1ContainerStateRunning(started_at=started)),
+        )]),
+    )
+    for callback in settings["callbacks"]:
+        callback.on_pod_starting(pod=pod, client=None, mode="sync", operator=None, context=context)
+"""
+JOB_POD_DAG = f'''{JOB_POD_STARTED}
+
+from airflow.sdk import DAG, task
+
+with DAG("{JOB_POD_DAG_ID}", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):
+    task(job_pod_started)()
 '''
 
 
@@ -58,18 +105,24 @@ def chart_env(s3: S3Server, prometheus: Prometheus | None) -> dict[str, str]:
     )  # fmt: skip
     cfg = airflow_cfg(manifests)
     env = {f"AIRFLOW__LOGGING__{key.upper()}": value for key, value in cfg["logging"].items()}
-    env |= {f"AIRFLOW__METRICS__{key.upper()}": value for key, value in cfg.get("metrics", {}).items()}
     env.pop("AIRFLOW__LOGGING__BASE_LOG_FOLDER")  # the pod's mount path; locally AIRFLOW_HOME/logs
-    pod_name = "ops-probe-" + secrets.token_hex(3)
-    for item in executor_pod_template(manifests)["spec"]["containers"][0]["env"]:
-        if "value" in item and item["name"].startswith("OTEL_"):
-            env[item["name"]] = item["value"].replace("$(AIRFLOW_PLATFORM_POD_NAME)", pod_name)
+    env |= worker_metrics_env(manifests, "ops-probe-" + secrets.token_hex(3))
     # What the secretKeyRefs inject: the chart's connection Secret and the credentials Secret.
     connection = find(manifests, "Secret", f"{RELEASE}-remote-logs", NAMESPACE)["data"]["connection"]
     env["AIRFLOW_CONN_AIRFLOW_PLATFORM_LOGS"] = base64.b64decode(connection).decode()
     # This 2-CPU machine is shared by many test runs: give the task runner's execution API calls time.
     env |= {"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60"}
     return env | s3.credentials_env()
+
+
+def worker_metrics_env(manifests: list[Manifest], pod_name: str) -> dict[str, str]:
+    """The [metrics] options and OTEL_* variables the chart gives a worker pod named `pod_name`."""
+    cfg = airflow_cfg(manifests)
+    env = {f"AIRFLOW__METRICS__{key.upper()}": value for key, value in cfg.get("metrics", {}).items()}
+    for item in executor_pod_template(manifests)["spec"]["containers"][0]["env"]:
+        if "value" in item and item["name"].startswith("OTEL_"):
+            env[item["name"]] = item["value"].replace("$(AIRFLOW_PLATFORM_POD_NAME)", pod_name)
+    return env
 
 
 @dataclass
@@ -88,21 +141,23 @@ class OpsAirflow:
         return response
 
 
-def _run_probe(airflow: LiveAirflow) -> str:
+def run_dag(airflow: LiveAirflow, dag_id: str) -> str:
+    """Unpause and trigger `dag_id`, wait until the run finished; its run id."""
+
     def api(method: str, path: str, **kwargs: object) -> requests.Response:
         headers = {"Authorization": f"Bearer {airflow.token()}"}
         return requests.request(
             method, f"{airflow.base_url}/api/v2{path}", headers=headers, timeout=30, **kwargs
         )  # type: ignore[arg-type]
 
-    wait_until(lambda: api("GET", f"/dags/{DAG_ID}").ok, "the parsed probe DAG", 240, airflow.logs)
-    api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-    response = api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+    wait_until(lambda: api("GET", f"/dags/{dag_id}").ok, f"the parsed DAG {dag_id}", 240, airflow.logs)
+    api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+    response = api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
     response.raise_for_status()
     run_id = response.json()["dag_run_id"]
     wait_until(
-        lambda: api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"] in {"success", "failed"},
-        "the probe DAG run", 300, airflow.logs,
+        lambda: api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"] in {"success", "failed"},
+        f"the run of {dag_id}", 300, airflow.logs,
     )  # fmt: skip
     return run_id
 
@@ -112,8 +167,8 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
     home = tmp_path_factory.mktemp("airflow-home")
     dags = tmp_path_factory.mktemp("dags")
     (dags / f"{DAG_ID}.py").write_text(DAG)
-    presets = tmp_path_factory.mktemp("presets") / "presets.json"
-    presets.write_text("{}")
+    (dags / f"{JOB_POD_DAG_ID}.py").write_text(JOB_POD_DAG)
+    presets = example_presets_path()
     with ExitStack() as stack:
         s3 = stack.enter_context(s3_server())
         prometheus = stack.enter_context(prometheus_server()) if PROMETHEUS.exists() else None
@@ -124,4 +179,16 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
             airflow_processes(sql_alchemy_conn, dags, presets, home) as airflow,
         ):
             airflow.wait_healthy(timeout=240)
-            yield OpsAirflow(airflow, s3, prometheus, _run_probe(airflow), sql_alchemy_conn)
+            yield OpsAirflow(airflow, s3, prometheus, run_dag(airflow, DAG_ID), sql_alchemy_conn)
+
+
+@pytest.fixture(scope="session")
+def job_pod_run(ops_airflow: OpsAirflow) -> str:
+    """One run of the job pod probe (its task succeeded); its run id. Only where Prometheus runs."""
+    if ops_airflow.prometheus is None:
+        # Prometheus is a long cold build from the Go module proxy, so `make tools` leaves it out.
+        pytest.skip(f"{PROMETHEUS} is missing: run `make prometheus` to run the dashboard queries")
+    run_id = run_dag(ops_airflow.airflow, JOB_POD_DAG_ID)
+    run = ops_airflow.api("GET", f"/dags/{JOB_POD_DAG_ID}/dagRuns/{run_id}").json()
+    assert run["state"] == "success", run
+    return run_id

@@ -1,5 +1,6 @@
 """Every query of dashboards/airflow-platform.json returns data from a real Prometheus fed (over OTLP,
-with the chart's metrics settings) by a real Airflow that ran the probe DAG (a success and a failure)."""
+with the chart's metrics settings) by a real Airflow that ran the probe DAG (a success and a failure)
+and the job pod probe (a general-pool job pod's start, through the pool helper's callback)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 
 from .conftest import OpsAirflow
 from .dashboard import DASHBOARD, TARGETS, expand
-from .prometheus_server import PROMETHEUS
 
 
 def test_dashboard_is_grafana_json() -> None:
@@ -23,10 +23,10 @@ def test_dashboard_is_grafana_json() -> None:
 
 
 @pytest.mark.parametrize(("label", "expression"), TARGETS, ids=[label for label, _ in TARGETS])
-def test_dashboard_query_returns_data(ops_airflow: OpsAirflow, label: str, expression: str) -> None:
-    if ops_airflow.prometheus is None:
-        # Prometheus is a long cold build from the Go module proxy, so `make tools` leaves it out.
-        pytest.skip(f"{PROMETHEUS} is missing: run `make prometheus` to run the dashboard queries")
+def test_dashboard_query_returns_data(
+    ops_airflow: OpsAirflow, job_pod_run: str, label: str, expression: str
+) -> None:
+    assert ops_airflow.prometheus is not None  # job_pod_run skipped otherwise
     deadline = time.monotonic() + 120  # metrics arrive with the next export (2 s in the test)
     while True:
         result = ops_airflow.prometheus.query(expand(expression))

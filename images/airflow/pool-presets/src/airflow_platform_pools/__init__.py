@@ -139,6 +139,11 @@ def _merge(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
             merged[key] = {**(value or {}), **(settings.get(key) or {})}
         elif key in MERGED_LISTS:
             merged[key] = [*(settings.get(key) or []), *(value or [])]
+        elif key == "callbacks":
+            from .metrics import merge_callbacks
+
+            # The DAG author's callbacks run too, after the platform's (one class or a list).
+            merged[key] = merge_callbacks(settings.get(key), value)
         else:
             merged[key] = value
     namespace = merged["namespace"]
@@ -165,9 +170,13 @@ def pod_settings(
     `{"limits": {"nvidia.com/gpu": "1", "cpu": None}}`. Every other KubernetesPodOperator argument can
     be passed too: labels, annotations merge with the pool's; env_vars, volumes, volume_mounts,
     tolerations, secrets and image_pull_secrets are appended; anything else (namespace,
-    on_finish_action, ...) replaces the pool's value. `deferrable=True` hands the wait for a long pod
+    on_finish_action, ...) replaces the pool's value; `callbacks` are added to the platform's (the job pod
+    start latency metric, `airflow_platform_pools.metrics`). `deferrable=True` hands the wait for a long pod
     to the triggerer (no worker pod held), streaming its log every `logging_interval` seconds.
     """
+    # Imported here: it loads Airflow's provider and metrics modules, which only a DAG file needs.
+    from .metrics import JobPodStartLatency
+
     settings = _pool(pool)
     defaults = presets().get("podDefaults", {})
     merged_resources = _resources(settings, resources)
@@ -190,6 +199,8 @@ def pod_settings(
         # The workload namespaces enforce Pod Security "restricted": pods without these are refused.
         "security_context": defaults.get("securityContext"),
         "container_security_context": defaults.get("containerSecurityContext"),
+        # Job pod start latency per pool on the dashboard: Airflow's own metrics know only DAGs and tasks.
+        "callbacks": [JobPodStartLatency],
     }
     if defaults.get("imagePullSecrets"):
         # The platform's pull credential (chart: images.pullSecrets/pullCredentials), in every namespace.
