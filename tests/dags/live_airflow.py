@@ -84,6 +84,7 @@ class LiveAirflow:
     admin_password: str
     env: dict[str, str] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
+    migrate_output: str = ""  # stdout of the migration step (what a migration Job would log)
 
     def token(self) -> str:
         response = requests.post(
@@ -135,25 +136,33 @@ def airflow_processes(
     home: Path,
     extra_env: dict[str, str] | None = None,
     component_env: dict[str, dict[str, str]] | None = None,
+    migrate_command: list[str] | None = None,
 ) -> Iterator[LiveAirflow]:
     """`airflow db migrate`, then api-server, scheduler and dag-processor until the block ends.
 
     extra_env goes to every process; component_env to one component only (name -> env), as the chart
-    gives credentials only to the components that need them.
+    gives credentials only to the components that need them ("migrate" is the migration step).
+    migrate_command replaces `airflow db migrate` (e.g. the chart's migration Job script, which must
+    finish before the api-server starts, as the init containers make it in the cluster).
     """
     api_port = free_port()
     env = {**_airflow_env(home, sql_alchemy_conn, api_port, dags, presets), **(extra_env or {})}
     airflow = str(Path(os.sys.executable).parent / "airflow")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
+    migrate_env = {**env, **(component_env or {}).get("migrate", {})}
+    migrate = subprocess.run(
+        migrate_command or [airflow, "db", "migrate"], env=migrate_env, capture_output=True, text=True
+    )
     if migrate.returncode:
-        raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
+        raise RuntimeError(f"the migration failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
     commands = {
         "api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)],
         "scheduler": [airflow, "scheduler"],
         "dag-processor": [airflow, "dag-processor"],
     }
     processes: list[subprocess.Popen] = []
-    live = LiveAirflow(f"http://127.0.0.1:{api_port}", env["_ADMIN_PASSWORD"], env)
+    live = LiveAirflow(
+        f"http://127.0.0.1:{api_port}", env["_ADMIN_PASSWORD"], env, migrate_output=migrate.stdout
+    )
     try:
         for name, command in commands.items():
             log = home / f"{name}.log"
