@@ -424,6 +424,27 @@ INGRESS_PEERS = [
         [{"ipBlock": {"cidr": "everyone"}}],
         "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/cidr",
     ),
+    # Shaped like a CIDR but refused by the API server: the schema checks octets and prefix lengths.
+    (
+        "cidr-prefix-33",
+        [{"ipBlock": {"cidr": "10.0.0.0/33"}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/cidr",
+    ),
+    (
+        "cidr-octet-300",
+        [{"ipBlock": {"cidr": "300.0.0.0/8"}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/cidr",
+    ),
+    (
+        "cidr-ipv6-prefix-129",
+        [{"ipBlock": {"cidr": "fd00::/129"}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/cidr",
+    ),
+    (
+        "except-prefix-40",
+        [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/40"]}}],
+        "/networkPolicies/apiServerExtraIngressFrom/0/ipBlock/except/0",
+    ),
     (
         "ip-block-with-selector",
         [{"ipBlock": {"cidr": "10.0.0.0/8"}, "namespaceSelector": {"matchLabels": {"a": "b"}}}],

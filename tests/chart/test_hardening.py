@@ -380,6 +380,10 @@ def _notes(*arguments: str) -> str:
         (["--set", "namespaces.release.podSecurityLabels=false"], "kubectl label ns airflow"),
         (["--set", "images.tag=latest", "--set", "images.pullPolicy=Always"], "images.tag is latest"),
         (["--set", "airflow.readOnlyRootFilesystem=false"], "readOnlyRootFilesystem is false"),
+        (
+            ["--set", "metrics.enabled=true", "--set", "metrics.otlpEndpoint=http://otel:4318/v1/metrics"],
+            "metrics.receiverPeers is empty",
+        ),
     ],
 )
 def test_risky_choices_warn_in_notes(arguments: list[str], warning: str) -> None:

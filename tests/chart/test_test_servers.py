@@ -10,6 +10,7 @@ values that would leave it unusable.
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 import yaml
@@ -267,3 +268,71 @@ INVALID_PROMETHEUS = [
 @pytest.mark.parametrize(("args", "expected"), INVALID_PROMETHEUS)
 def test_invalid_prometheus_values_are_rejected(args: list[str], expected: str) -> None:
     assert expected in render_error(*args)
+
+
+# --- the user's own OTLP receiver (metrics.receiverPeers) ---------------------------------------------
+
+MONITORING = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+def _receiver_rules(manifests: list[Manifest], namespace: str, peer: dict) -> list[dict]:
+    rules = _policy(manifests, f"{RELEASE}-egress", namespace)["egress"]
+    return [rule for rule in rules if peer in rule.get("to", [])]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port"),
+    [
+        ("http://prometheus.monitoring.svc:9090/api/v1/otlp/v1/metrics", 9090),
+        ("http://otel-collector.monitoring:4318/v1/metrics", 4318),
+        ("https://otlp.example.com/v1/metrics", 443),
+        ("http://otlp.example.com/v1/metrics", 80),
+    ],
+)
+def test_worker_pods_may_push_to_the_named_receiver_on_the_endpoint_port(endpoint: str, port: int) -> None:
+    manifests = render(
+        "values.yaml", "--set", "metrics.enabled=true", "--set", f"metrics.otlpEndpoint={endpoint}",
+        "--set-json", f"metrics.receiverPeers={json.dumps([MONITORING])}",
+    )  # fmt: skip
+    (rule,) = _receiver_rules(manifests, WORKER_NAMESPACE, MONITORING)
+    assert rule == {"to": [MONITORING], "ports": [{"port": port, "protocol": "TCP"}]}
+    for namespace in WORKLOAD_NAMESPACES:  # job pods push nothing: the callback runs in the worker pod
+        assert _receiver_rules(manifests, namespace, MONITORING) == []
+
+
+def test_no_receiver_rule_while_metrics_are_off() -> None:
+    manifests = render("values.yaml", "--set-json", f"metrics.receiverPeers={json.dumps([MONITORING])}")
+    assert _receiver_rules(manifests, WORKER_NAMESPACE, MONITORING) == []
+
+
+RECEIVER_ON = ("--set", "metrics.enabled=true", "--set", "metrics.otlpEndpoint=http://otel:4318/v1/metrics")
+INVALID_RECEIVER_PEERS = [
+    pytest.param([{}], "receiverPeers", id="empty-peer-allows-everyone"),
+    pytest.param([{"podSelector": {}}], "receiverPeers", id="empty-pod-selector"),
+    pytest.param([{"ipBlock": {"cidr": "0.0.0.0/0"}}], "169.254.169.254", id="metadata-address"),
+    pytest.param(
+        [{"ipBlock": {"cidr": "169.254.0.0/16", "except": ["169.254.1.0/24"]}}],
+        "169.254.169.254",
+        id="except-misses-the-metadata-address",
+    ),
+    pytest.param([{"ipBlock": {"cidr": "10.0.0.0/33"}}], "receiverPeers", id="bad-cidr"),
+    pytest.param([{"serviceSelector": {"app": "x"}}], "receiverPeers", id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize("peers", [p.values[0] for p in INVALID_RECEIVER_PEERS],
+                         ids=[p.id for p in INVALID_RECEIVER_PEERS])  # fmt: skip
+def test_invalid_receiver_peers_are_rejected(peers: list[dict]) -> None:
+    expected = next(p.values[1] for p in INVALID_RECEIVER_PEERS if p.values[0] == peers)
+    assert expected in render_error(*RECEIVER_ON, "--set-json", f"metrics.receiverPeers={json.dumps(peers)}")
+
+
+def test_an_excepted_metadata_address_is_accepted() -> None:
+    peer = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}
+    manifests = render(
+        "values.yaml", *RECEIVER_ON, "--set-json", f"metrics.receiverPeers={json.dumps([peer])}"
+    )
+    assert _receiver_rules(manifests, WORKER_NAMESPACE, peer)

@@ -658,6 +658,13 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 {{- printf "%s-prometheus" (include "ap.fullname" .) -}}
 {{- end -}}
 
+{{/* The TCP port of the OTLP endpoint: the URL's, else the scheme's (the schema allows no IPv6 literal). */}}
+{{- define "ap.metrics.otlpPort" -}}
+{{- $url := urlParse (include "ap.metrics.otlpEndpoint" .) -}}
+{{- $hostPort := splitList ":" $url.host -}}
+{{- if gt (len $hostPort) 1 }}{{ last $hostPort }}{{ else }}{{ ternary "443" "80" (eq $url.scheme "https") }}{{ end -}}
+{{- end -}}
+
 {{/* metrics.otlpEndpoint, or the test Prometheus's OTLP receiver when that is on and nothing is set. */}}
 {{- define "ap.metrics.otlpEndpoint" -}}
 {{- if and (not .Values.metrics.otlpEndpoint) .Values.metrics.testPrometheus.enabled -}}
