@@ -61,10 +61,6 @@ RELEASE_IMAGES = ("airflow", "clickhouse-tools", "clickhouse-server", "test-serv
 SYNC_DAG, POOL_DAG = "clickhouse_db_sync", "node_pool_examples"
 
 
-def _kubectl(*args: str) -> None:
-    run("kubectl", "--kubeconfig", str(config.KUBECONFIG), *args, capture=True)
-
-
 # --- external database ------------------------------------------------------------------------------
 
 
