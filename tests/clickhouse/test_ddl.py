@@ -14,8 +14,8 @@ from clickhouse_migrate.copy import partition_condition, partition_literal, remo
 from clickhouse_migrate.migrate import Outcome, check_estimates
 from clickhouse_migrate.plan import Selection, build_plan
 from clickhouse_migrate.report import CopyResult, Reporter, escape
-from clickhouse_migrate.sql import mask_secret, quote_string
-from clickhouse_migrate.verify import checksum_expression
+from clickhouse_migrate.sql import mask_secret, partition_filter, quote_string
+from clickhouse_migrate.verify import Part, checksum_expression, only_merged
 
 
 def test_rewrites_qualified_names_only() -> None:
@@ -129,8 +129,14 @@ def test_partition_literals_are_typed() -> None:
     assert partition_literal("('a', 1)", "Tuple(String, UInt8)") == "('a', 1)"
     assert partition_literal("NULL", "Nullable(String)") is None
     assert partition_condition("abc", has_partition_id=True, key="k", literal=None) == (
-        "_partition_id IN ('abc') AND (splitByChar('_', _part)[1] IN ('abc')"
-        " OR substring(splitByChar('_', _part)[1], 1, 6) IN ('abc'))"
+        "_partition_id IN ('abc') AND (substring(_part, 1, 4) IN ('abc_')"
+        " OR substring(_part, 1, 6) IN ('abc'))"
+    )
+    # ids of different lengths: one prefix test per length (a part name is `<id>_...`)
+    assert partition_filter(["7", "202401", "abc"]) == (
+        "_partition_id IN ('202401', '7', 'abc') AND (substring(_part, 1, 2) IN ('7_')"
+        " OR substring(_part, 1, 4) IN ('abc_') OR substring(_part, 1, 7) IN ('202401_')"
+        " OR substring(_part, 1, 6) IN ('202401', '7', 'abc'))"
     )
     assert partition_condition("1", has_partition_id=False, key="k", literal="CAST('1' AS String)") == (
         "(k) = CAST('1' AS String)"
@@ -168,3 +174,46 @@ def test_strategy_defaults_to_swap() -> None:
         ["--source-host", "a", "--source-db", "s", "--destination-host", "b", "--destination-db", "d"]
     )
     assert args.strategy == "swap" and not args.schema_only and not args.data_only
+
+
+def test_only_merges_keep_a_checked_partition_valid() -> None:
+    """A partition checksummed during the copy counts if its parts changed by merges alone since."""
+    first, second = Part(1, 1, 10, 0), Part(3, 4, 5, 0)
+    assert only_merged([first, second], [first, second])
+    assert only_merged([first, second], [Part(1, 4, 15, 0)])  # merged
+    assert not only_merged([first, second], [first, second, Part(6, 6, 1, 0)])  # an insert since
+    assert not only_merged([first, second], [Part(1, 6, 16, 0)])  # an insert, merged in
+    assert not only_merged([first, second], [Part(1, 1, 10, 7), second])  # a mutation (UPDATE, DELETE)
+    assert not only_merged([first, second], [Part(1, 4, 12, 0)])  # a merge that combined rows
+    assert not only_merged([first, second], [Part(9, 9, 15, 0)])  # dropped and written again
+    assert not only_merged([first, second], [])  # dropped
+    assert not only_merged([], [first])  # nothing was checked
+
+
+@pytest.mark.parametrize(
+    ("max_threads", "flag", "expected"),
+    [("2", None, 0), ("1", None, 0), ("auto(16)", None, 1_000_000), ("8", None, 1_000_000), ("2", 5, 5)],
+)
+def test_partition_split_follows_the_executing_servers_threads(
+    max_threads: str, flag: int | None, expected: int
+) -> None:
+    """By default, tables are split by partition only where the copy can run in parallel (more than 2
+    threads per query); an explicit --partition-split-min-rows always applies."""
+    from clickhouse_migrate.copy import CopyRoute
+    from clickhouse_migrate.migrate import Options, resolve_split
+
+    class FakeServer:
+        endpoint = Endpoint(role="destination", host="b", port=9000, user="u", password="", database="d")
+
+        def query(self, sql: str) -> list[tuple[str]]:
+            assert "max_threads" in sql
+            return [(max_threads,)]
+
+    source = Endpoint(role="source", host="a", port=9000, user="u", password="", database="s")
+    big = DbObject(name="t", kind=ObjectKind.TABLE, engine="MergeTree", create_query="", estimated_rows=10**7)
+    options = Options(source=source, destination=FakeServer.endpoint, partition_split_min_rows=flag)
+    route = CopyRoute(executor=FakeServer(), source=source, destination=FakeServer.endpoint, push=False)  # type: ignore[arg-type]
+    out = io.StringIO()
+    resolved = resolve_split(options, route, build_plan([big], Selection()), Reporter(stream=out))
+    assert resolved.partition_split_min_rows == expected
+    assert ("one query" in out.getvalue()) == (flag is None and expected == 0)

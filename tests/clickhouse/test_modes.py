@@ -114,16 +114,22 @@ def test_failure_during_the_swap_keeps_the_previous_copies(servers: Servers) -> 
     assert destination.execute("SELECT count() FROM modes_swapfail__migrate_previous.t") == [(100,)]
 
 
+@pytest.mark.parametrize("moment", ["after_copy", "after_check"])
 @pytest.mark.parametrize("corruption", ["extra_row", "changed_row"])
 def test_a_staged_partition_that_differs_is_not_swapped_in(
-    servers: Servers, corruption: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    servers: Servers,
+    corruption: str,
+    moment: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The staging copy of the one partition to copy is altered right after its copy (one row more, or
-    the same count with one row's content changed): verification refuses it, nothing is swapped in."""
-    from clickhouse_migrate import cli
+    """The staging copy of the one partition to copy is altered (one row more, or the same count with one
+    row's content changed) right after its copy, or right after the checksum the tool reads of it while
+    the copy still runs: verification refuses it, nothing is swapped in."""
+    from clickhouse_migrate import cli, swap
     from clickhouse_migrate import copy as copy_module
 
-    database = f"modes_corrupt_{corruption}"
+    database = f"modes_corrupt_{corruption}_{moment}"
     load(servers, database, 4000)
     assert run_tool(args(servers, database)).returncode == 0
     destination = servers.destination.client()
@@ -132,22 +138,37 @@ def test_a_staged_partition_that_differs_is_not_swapped_in(
         f"INSERT INTO {database}.t SELECT 2, 100000 + number, 'n' FROM numbers(8)"
     )
     staging = f"{database}__migrate_staging"
+
+    def corrupt() -> None:
+        if corruption == "extra_row":
+            destination.execute(f"INSERT INTO {staging}.t SELECT 2, 999999, 'extra'")
+        else:
+            destination.execute(f"ALTER TABLE {staging}.t UPDATE s = 'tampered' WHERE x = 2")
+            while destination.execute(
+                "SELECT count() FROM system.mutations WHERE database = %(db)s AND NOT is_done",
+                {"db": staging},
+            )[0][0]:
+                time.sleep(0.05)
+
     real_copy_task = copy_module.copy_task
+    real_staged_side = swap.Verifier._staged_side
+    checked: list[list[str] | None] = []
 
     def corrupting_copy_task(route, task, settings, reporter):  # type: ignore[no-untyped-def]
         result = real_copy_task(route, task, settings, reporter)
-        if task.target_database == staging and task.partition == "2":
-            if corruption == "extra_row":
-                destination.execute(f"INSERT INTO {staging}.t SELECT 2, 999999, 'extra'")
-            else:
-                destination.execute(f"ALTER TABLE {staging}.t UPDATE s = 'tampered' WHERE x = 2")
-                while destination.execute(
-                    "SELECT count() FROM system.mutations WHERE database = %(db)s AND NOT is_done",
-                    {"db": staging},
-                )[0][0]:
-                    time.sleep(0.05)
+        if moment == "after_copy" and task.target_database == staging and task.partition == "2":
+            corrupt()
         return result
 
+    def corrupting_staged_side(verifier, table, only):  # type: ignore[no-untyped-def]
+        check = real_staged_side(verifier, table, only)
+        checked.append(only)
+        if moment == "after_check" and only == ["2"]:
+            assert check.fingerprints["2"].rows > 0  # the partition was checked as it was copied
+            corrupt()
+        return check
+
+    monkeypatch.setattr(swap.Verifier, "_staged_side", corrupting_staged_side)
     monkeypatch.setattr(copy_module, "copy_task", corrupting_copy_task)
     monkeypatch.setenv("CLICKHOUSE_SOURCE_PASSWORD", MIGRATOR_PASSWORD)
     code = cli.main([*args(servers, database), "--partition-split-min-rows", "1"])
@@ -159,3 +180,31 @@ def test_a_staged_partition_that_differs_is_not_swapped_in(
     assert any(f"t: {kind} source=" in line for line in mismatches), output
     assert "status=not_started" in output
     assert destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t") == previous
+    assert ["2"] in checked, checked  # the partition was checksummed during the copy
+
+
+def test_partitions_checked_during_the_copy_are_not_read_again(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each staged partition is checksummed once, as soon as its copy finished; the verification before
+    the swap then only reads part metadata (the source is read once as well)."""
+    from clickhouse_migrate import cli, swap
+
+    database = "modes_checked_once"
+    load(servers, database, 4000)
+    reads: list[tuple[str, tuple[str, ...] | None]] = []
+    real = swap.partition_fingerprints
+
+    def recording(server, database, table, columns, **kwargs):  # type: ignore[no-untyped-def]
+        only = kwargs.get("only")
+        reads.append((database, None if only is None else tuple(sorted(only))))
+        return real(server, database, table, columns, **kwargs)
+
+    monkeypatch.setattr(swap, "partition_fingerprints", recording)
+    monkeypatch.setenv("CLICKHOUSE_SOURCE_PASSWORD", MIGRATOR_PASSWORD)
+    code = cli.main([*args(servers, database), "--partition-split-min-rows", "1"])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    staged = sorted(only or () for db, only in reads if db == f"{database}__migrate_staging")
+    assert staged == [("0",), ("1",), ("2",), ("3",)], reads
+    assert [only for db, only in reads if db == database] == [None], reads

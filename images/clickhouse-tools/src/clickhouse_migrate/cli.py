@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from . import cancellation
 from .connection import Endpoint
 from .errors import EXIT_CODE_HELP, ExitCode, MigrationError
-from .migrate import Options, run
+from .migrate import DEFAULT_SPLIT_ROWS, SPLIT_MIN_THREADS, Options, run
 from .plan import Selection
 from .report import Reporter, escape
 
 PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
 DEFAULT_PARALLELISM = 4
 MAX_PARALLELISM = 64
-DEFAULT_SPLIT_ROWS = 1_000_000
 # Databases the tool must never drop objects in (compared case-insensitively: the server's own names).
 RESERVED_DATABASES = frozenset({"system", "default", "information_schema"})
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -175,10 +174,11 @@ def _add_copy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--partition-split-min-rows",
         type=non_negative,
-        default=DEFAULT_SPLIT_ROWS,
+        default=None,
         metavar="N",
         help="copy partitioned MergeTree tables with at least N rows one partition per query, in parallel "
-        f"(default {DEFAULT_SPLIT_ROWS}; 0 disables)",
+        f"(default {DEFAULT_SPLIT_ROWS} where the executing server runs a query on more than "
+        f"{SPLIT_MIN_THREADS} threads, else 0; 0 disables)",
     )
     parser.add_argument(
         "--verify",

@@ -30,13 +30,23 @@ def partition_filter(partition_ids: Collection[str]) -> str:
     `_partition_id` selects the rows. The `_part` test is only there so that the server skips the other
     partitions' parts unread: 18.16 prunes parts by `_part` but not by `_partition_id` (alone, it reads
     the whole table, so copying a table of N partitions one partition per query read it N times). A part
-    name starts with `<partition id>_`, or, in the legacy `MergeTree(date, ...)` format, with
-    `<YYYYMMDD>_` of its first date, whose partition id is YYYYMM: every part of the partitions matches
-    (and at most a few others, whose rows `_partition_id` leaves out).
+    name starts with `<partition id>_` (an id has no `_`), or, in the legacy `MergeTree(date, ...)`
+    format, with `<YYYYMMDD>_` of its first date, whose partition id is YYYYMM: every part of the
+    partitions matches (and at most a few others, whose rows `_partition_id` leaves out).
+    18.16 also evaluates the whole condition on every row read (`_part` is a full column there), so it
+    uses prefix `substring()`s: `splitByChar()` built an array per row and cost as much as a count().
     """
-    ids = ", ".join(quote_string(partition_id) for partition_id in sorted(partition_ids))
-    first = "splitByChar('_', _part)[1]"
-    return f"_partition_id IN ({ids}) AND ({first} IN ({ids}) OR substring({first}, 1, 6) IN ({ids}))"
+    ordered = sorted(partition_ids)
+    ids = ", ".join(quote_string(partition_id) for partition_id in ordered)
+    by_length: dict[int, list[str]] = {}
+    for partition_id in ordered:
+        by_length.setdefault(len(partition_id) + 1, []).append(quote_string(f"{partition_id}_"))
+    prefixes = [
+        f"substring(_part, 1, {length}) IN ({', '.join(names)})"
+        for length, names in sorted(by_length.items())
+    ]
+    legacy = f"substring(_part, 1, 6) IN ({ids})"
+    return f"_partition_id IN ({ids}) AND ({' OR '.join([*prefixes, legacy])})"
 
 
 class Kind(Enum):

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+
+from clickhouse_driver import Client
 
 from .connection import Server
 from .sql import qualified, quote_identifier
@@ -34,9 +37,11 @@ def state_database(destination: str) -> str:
     return f"{destination}__migrate_state"
 
 
-def part_names(server: Server, database: str, table: str) -> dict[str, str]:
-    """partition id -> its active parts' names, sorted and joined (the partition's content version)."""
-    rows = server.query(
+def part_names(server: Server, database: str, table: str, *, client: Client | None = None) -> dict[str, str]:
+    """partition id -> its active parts' names, sorted and joined (the partition's content version).
+
+    client: a connection of the calling thread (default: the server's own one, the main thread's)."""
+    rows = (server.query if client is None else partial(server.run, client))(
         "SELECT partition_id, arrayStringConcat(arraySort(groupArray(name)), ',') FROM system.parts"
         " WHERE database = %(db)s AND table = %(t)s AND active GROUP BY partition_id",
         {"db": database, "t": table},

@@ -6,7 +6,8 @@
    left as it is; in a table that differs, partitions already equal in the staging table (a killed run)
    are kept, partitions equal in the destination table are taken from it locally (REPLACE PARTITION),
    only the others are copied from the source.
-2. Verify the staging tables against the source: per-partition counts and checksums, always.
+2. Verify the staging tables against the source: per-partition counts and checksums, always (read
+   while the copy runs, see Verifier; only what changed since is read again before the swap).
 3. Swap (signals deferred until done, metadata only): drop the planned views of the destination (moving
    inner tables aside first), move each staged table in with RENAME TABLE (EXCHANGE TABLES on Atomic
    databases), the previous table going to `<destination>__migrate_previous`; recreate views, dictionaries
@@ -20,7 +21,7 @@ database); a failure during step 3 keeps the previous copies in `<destination>__
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -35,9 +36,17 @@ from .connection import Server, first_line
 from .copy import CopyTask, copy_in_parallel, partition_tasks, supports_partition_id
 from .errors import MigrationError
 from .plan import Plan
-from .report import Reporter
+from .report import CopyResult, Reporter
 from .sql import partition_filter, qualified, quote_identifier, quote_string
-from .verify import Fingerprint, partition_fingerprints, stored_columns, total
+from .verify import (
+    Fingerprint,
+    Part,
+    active_parts,
+    only_merged,
+    partition_fingerprints,
+    stored_columns,
+    total,
+)
 
 T = TypeVar("T")
 
@@ -50,6 +59,7 @@ class Staged:
     columns: list[tuple[str, str]]  # (name, type) of stored columns, from the source
     by_partition: bool
     source_fingerprints: dict[str, Fingerprint] | None = None
+    source_parts: dict[str, str] | None = None  # the source's part names just before its fingerprints
     tasks: list[CopyTask] = field(default_factory=list)
     remembered: dict[str, state.PartitionState] | None = None  # verified state to save after the swap
 
@@ -72,15 +82,18 @@ def execute(
         route = m.copy_route(options, source, destination)
         settings = m.copy_settings(options, route, source, destination)
         tasks = [task for table in staged for task in table.tasks]
-        outcome.copies += copy_in_parallel(route, tasks, settings, reporter, options.parallelism)
-        outcome.failed.update({result.name: result.error for result in outcome.copies if result.error})
-        m.note_unreadable(plan, outcome)
-        if not outcome.failed:
-            verify_staging(options, staged, source, destination, outcome, reporter)
-            expected: dict[str, int] = {}
-            for task in tasks:
-                expected[task.obj.name] = expected.get(task.obj.name, 0) + task.estimated_rows
-            m.check_estimates(plan, outcome, expected)
+        with Verifier(options, staged, source, destination) as verifier:
+            outcome.copies += copy_in_parallel(
+                route, tasks, settings, reporter, options.parallelism, on_done=verifier.copied
+            )
+            outcome.failed.update({result.name: result.error for result in outcome.copies if result.error})
+            m.note_unreadable(plan, outcome)
+            if not outcome.failed:
+                verify_staging(options, staged, source, destination, outcome, reporter, verifier)
+                expected: dict[str, int] = {}
+                for task in tasks:
+                    expected[task.obj.name] = expected.get(task.obj.name, 0) + task.estimated_rows
+                m.check_estimates(plan, outcome, expected)
         if outcome.failed or outcome.mismatches:
             reporter.event(
                 "swap",
@@ -193,6 +206,7 @@ def plan_copies(
     """Fill table.tasks with only what the staging table still lacks."""
     obj = table.obj
     src, dst, stage = options.source.database, options.destination.database, options.staging_database
+    min_rows = options.partition_split_min_rows or 0
     columns = plan.columns.get(obj.name, tuple(name for name, _ in table.columns))
     stage_fps = (
         partition_fingerprints(destination, stage, obj.name, table.columns, by_partition=table.by_partition)
@@ -200,10 +214,11 @@ def plan_copies(
         else {}
     )
     if not in_destination and not stage_fps:
-        for task in partition_tasks(source, src, obj, options.partition_split_min_rows, columns):
+        for task in partition_tasks(source, src, obj, min_rows, columns):
             table.tasks.append(retarget(task, stage))
         return
     if table.source_fingerprints is None:
+        table.source_parts = state.part_names(source, src, obj.name) if table.by_partition else None
         table.source_fingerprints = partition_fingerprints(
             source, src, obj.name, table.columns, by_partition=table.by_partition
         )
@@ -218,7 +233,7 @@ def plan_copies(
             create_statement(obj, src, stage),
             settings=destination.features.ddl_settings(),
         )
-        for task in partition_tasks(source, src, obj, options.partition_split_min_rows, columns):
+        for task in partition_tasks(source, src, obj, min_rows, columns):
             table.tasks.append(retarget(task, stage))
         return
     kept, reused, copied = [], [], []
@@ -249,6 +264,10 @@ def plan_copies(
                 target_database=stage,
             )
         )
+    if copied and not kept and not reused:
+        # Everything differs and the staging table is empty now: copied as a fresh table would be (in one
+        # query unless big enough to split), without a per-row partition filter per partition.
+        table.tasks = [retarget(task, stage) for task in partition_tasks(source, src, obj, min_rows, columns)]
     reporter.event(
         "resume",
         object=obj.name,
@@ -271,6 +290,93 @@ def retarget(task: CopyTask, database: str) -> CopyTask:
     )
 
 
+@dataclass(frozen=True)
+class StagedCheck:
+    """Fingerprints of staged partitions read while the rest was still copying, with the staging parts
+    they were read from (listed before the read)."""
+
+    parts: dict[str, list[Part]]
+    fingerprints: dict[str, Fingerprint]
+
+
+class Verifier:
+    """Verification that runs during the copy, so that little of it is left once the copy is done.
+
+    - The source's fingerprints of every staged table are read from the start of the copy (one table at
+      a time, its own connection): the copy keeps the destination busy, the source mostly waits (in
+      real deployments it is another machine). A source changing during the copy is a mismatch.
+    - Each MergeTree partition (or whole MergeTree table) is checksummed in the staging table as soon
+      as its copy query finished, while the others copy. Before the swap, verify_staging checks from
+      part metadata that the staging parts changed by merges only since (see `only_merged`), and
+      checksums again whatever else changed, or was never checked here (Log, Memory... tables).
+    """
+
+    def __init__(self, options: m.Options, staged: list[Staged], source: Server, destination: Server) -> None:
+        self.options = options
+        self.source = source
+        self.destination = destination
+        self.tables = {table.obj.name: table for table in staged}
+        self.source_jobs: dict[str, Future[dict[str, Fingerprint]]] = {}
+        self.staged_jobs: dict[str, list[Future[StagedCheck]]] = {}
+        self._source_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-source")
+        # Two at a time: the last copies tend to finish together, and their checks are what is left
+        # to wait for after the copy.
+        self._staged_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-staged")
+
+    def __enter__(self) -> Verifier:
+        biggest_first = sorted(self.tables.values(), key=lambda table: -(table.obj.estimated_rows or 0))
+        for table in biggest_first:
+            if table.source_fingerprints is None and table.tasks:
+                self.source_jobs[table.obj.name] = self._source_pool.submit(self._source_side, table)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for pool in (self._source_pool, self._staged_pool):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def copied(self, task: CopyTask, result: CopyResult) -> None:
+        """A copy query finished: checksum what it wrote (MergeTree: part metadata says what was read)."""
+        table = self.tables.get(task.obj.name)
+        if result.error or table is None or not table.by_partition:
+            return
+        only = None if task.partition is None else [task.partition]
+        job = self._staged_pool.submit(self._staged_side, table, only)
+        self.staged_jobs.setdefault(table.obj.name, []).append(job)
+
+    def source_fingerprints(self, table: Staged) -> dict[str, Fingerprint]:
+        if table.source_fingerprints is None:
+            job = self.source_jobs.get(table.obj.name)
+            table.source_fingerprints = job.result() if job else self._source_side(table)
+        return table.source_fingerprints
+
+    def staged_checks(self, table: Staged) -> list[StagedCheck]:
+        return [job.result() for job in self.staged_jobs.get(table.obj.name, [])]
+
+    def _source_side(self, table: Staged) -> dict[str, Fingerprint]:
+        src, name = self.options.source.database, table.obj.name
+        client = self.source.new_client()
+        try:
+            if table.by_partition:
+                table.source_parts = dict(state.part_names(self.source, src, name, client=client))
+            return partition_fingerprints(
+                self.source, src, name, table.columns, by_partition=table.by_partition, client=client
+            )
+        finally:
+            client.disconnect()
+
+    def _staged_side(self, table: Staged, only: list[str] | None) -> StagedCheck:
+        stage, name = self.options.staging_database, table.obj.name
+        client = self.destination.new_client()
+        try:
+            parts = active_parts(self.destination, client, stage, name, only)
+            fingerprints = partition_fingerprints(
+                self.destination, stage, name, table.columns, by_partition=True, only=only, client=client
+            )
+            return StagedCheck(parts, fingerprints)
+        finally:
+            client.disconnect()
+
+
 def verify_staging(
     options: m.Options,
     staged: list[Staged],
@@ -278,32 +384,55 @@ def verify_staging(
     destination: Server,
     outcome: m.Outcome,
     reporter: Reporter,
+    verifier: Verifier,
 ) -> None:
-    """Counts and checksums of every staging table against the source, per partition where possible."""
+    """Counts and checksums of every staging table against the source, per partition where possible.
+
+    A partition checksummed during the copy counts only if its staging parts changed by merges alone
+    since; every other partition (and every table without partitions) is read here."""
     src, stage = options.source.database, options.staging_database
     for table in staged:
         name = table.obj.name
 
-        def source_side(table: Staged = table) -> dict[str, Fingerprint]:
-            if table.source_fingerprints is not None:
-                return table.source_fingerprints
-            return partition_fingerprints(
-                source, src, table.obj.name, table.columns, by_partition=table.by_partition
-            )
-
         def stage_side(table: Staged = table) -> dict[str, Fingerprint]:
-            return partition_fingerprints(
-                destination, stage, table.obj.name, table.columns, by_partition=table.by_partition
-            )
+            if not table.by_partition:
+                return partition_fingerprints(
+                    destination, stage, table.obj.name, table.columns, by_partition=False
+                )
+            checks = verifier.staged_checks(table)  # all finished before the parts are listed
+            client = destination.new_client()
+            try:
+                current = active_parts(destination, client, stage, table.obj.name)
+            finally:
+                client.disconnect()
+            checked: dict[str, Fingerprint] = {}
+            for check in checks:
+                for pid, fingerprint in check.fingerprints.items():
+                    if pid in check.parts and only_merged(check.parts[pid], current.get(pid, [])):
+                        checked[pid] = fingerprint
+            rest = set(current) - set(checked)
+            if rest:
+                checked.update(
+                    partition_fingerprints(
+                        destination,
+                        stage,
+                        table.obj.name,
+                        table.columns,
+                        by_partition=True,
+                        only=None if rest == set(current) else rest,
+                    )
+                )
+            return checked
 
-        parts_before = state.part_names(source, src, name) if table.by_partition else {}
-        expected, actual = both(source_side, stage_side)
-        if table.by_partition and state.part_names(source, src, name) == parts_before:
+        expected, actual = both(partial(verifier.source_fingerprints, table), stage_side)
+        # The source's parts still those its fingerprints were read from: they hold for those parts.
+        source_parts = table.source_parts if table.by_partition else None
+        if source_parts is not None and state.part_names(source, src, name) == source_parts:
             staged_parts = state.part_names(destination, stage, name)  # RENAME keeps part names
             table.remembered = {
-                pid: state.PartitionState(parts_before[pid], staged_parts.get(pid, ""), fingerprint)
+                pid: state.PartitionState(source_parts[pid], staged_parts.get(pid, ""), fingerprint)
                 for pid, fingerprint in expected.items()
-                if pid in parts_before and actual.get(pid) == fingerprint
+                if pid in source_parts and actual.get(pid) == fingerprint
             }
         differing = sorted(pid for pid in set(expected) | set(actual) if expected.get(pid) != actual.get(pid))
         m.report_verification(name, total(expected), total(actual), outcome, reporter)
@@ -441,6 +570,7 @@ def compare_with_destination(
     )
     source_fps.update(known)
     destination_fps.update(known)
+    table.source_parts = source_parts
     if source_fps == destination_fps and state.part_names(source, src, name) == source_parts:
         table.remembered = {
             pid: state.PartitionState(source_parts[pid], destination_parts.get(pid, ""), fingerprint)

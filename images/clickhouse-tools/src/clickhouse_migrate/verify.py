@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clickhouse_driver import Client
+
 from .connection import Server
 from .sql import partition_filter, qualified, quote_identifier
 
@@ -77,24 +79,88 @@ def partition_fingerprints(
     *,
     by_partition: bool,
     only: Collection[str] | None = None,
+    client: Client | None = None,
 ) -> dict[str, Fingerprint]:
     """partition id -> rows and checksum (one entry "" for the whole table when not by partition).
 
     Empty partitions do not appear, so an empty table has no entries on either side. `only`: just these
-    partitions (the others are known from the remembered state).
+    partitions (the others are known from the remembered state). `client`: a connection of this thread
+    (the server's own one belongs to the main thread).
     """
+
+    def query(sql: str) -> Sequence[Sequence[Any]]:
+        return server.run(client, sql) if client is not None else server.query(sql)
+
     expression = checksum_expression(columns)
     source = qualified(database, table)
     if by_partition:
         if only is not None and not only:
             return {}
         condition = f" WHERE {partition_filter(only)}" if only else ""
-        rows = server.query(
+        rows = query(
             f"SELECT _partition_id, count(), {expression} FROM {source}{condition} GROUP BY _partition_id"
         )
         return {pid: Fingerprint(int(count), int(checksum or 0)) for pid, count, checksum in rows}
-    count, checksum = server.query(f"SELECT count(), {expression} FROM {source}")[0]
+    count, checksum = query(f"SELECT count(), {expression} FROM {source}")[0]
     return {"": Fingerprint(int(count), int(checksum or 0))} if count else {}
+
+
+@dataclass(frozen=True)
+class Part:
+    """An active MergeTree part as system.parts describes it (block numbers are never reused)."""
+
+    min_block: int
+    max_block: int
+    rows: int
+    mutation: int  # 0: never mutated (data_version is the min block then)
+
+
+def active_parts(
+    server: Server, client: Client, database: str, table: str, only: Collection[str] | None = None
+) -> dict[str, list[Part]]:
+    """partition id -> its active parts (metadata only)."""
+    if only is not None and not only:
+        return {}
+    condition = " AND partition_id IN %(ids)s" if only is not None else ""
+    rows = server.run(
+        client,
+        "SELECT partition_id, min_block_number, max_block_number, rows, data_version FROM system.parts"
+        f" WHERE database = %(db)s AND table = %(t)s AND active{condition}",
+        {"db": database, "t": table, "ids": tuple(only or ())},
+    )
+    parts: dict[str, list[Part]] = {}
+    for partition_id, min_block, max_block, count, version in rows:
+        mutation = int(version) if int(version) != int(min_block) else 0
+        parts.setdefault(partition_id, []).append(Part(int(min_block), int(max_block), int(count), mutation))
+    return parts
+
+
+def only_merged(before: Sequence[Part], after: Sequence[Part]) -> bool:
+    """True when `after` can only have come from `before` through merges, i.e. holds the same rows.
+
+    Every insert (also REPLACE/ATTACH PARTITION) gets new block numbers and every mutation (UPDATE,
+    DELETE) a new data version, so anything but a merge leaves a block or a version `before` lacks; a
+    merge covers exactly the block ranges of the parts it merged and keeps their highest version. Merges
+    that combine rows (Replacing, Summing, Collapsing... engines) change the row count: also refused.
+    """
+    if not before or sum(part.rows for part in before) != sum(part.rows for part in after):
+        return False
+    covered: set[int] = set()
+    for merged in after:
+        inside = [
+            part
+            for part in before
+            if merged.min_block <= part.min_block <= part.max_block <= merged.max_block
+        ]
+        if (
+            not inside
+            or min(part.min_block for part in inside) != merged.min_block
+            or max(part.max_block for part in inside) != merged.max_block
+            or max(part.mutation for part in inside) != merged.mutation
+        ):
+            return False
+        covered.update(id(part) for part in inside)
+    return len(covered) == len(before)
 
 
 def total(fingerprints: dict[str, Fingerprint]) -> Fingerprint:
