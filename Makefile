@@ -80,12 +80,15 @@ diagnostics: ## Cluster, Helm and Airflow state into .cache/artifacts/ (as a fai
 	$(STEPS) diagnostics --reason "$(or $(REASON),requested)"
 
 ## --- Images and platform --------------------------------------------------------------------------
-.PHONY: images images-lock load registry registry-down push e2e bench clean
+.PHONY: images images-lock images-prune load registry registry-down push e2e bench clean
 images: venv docker ## Build every image under images/ (air-gapped capable), with sizes and timings
 	$(PY) -m scripts images build
 
 images-lock: venv ## Regenerate images/airflow/constraints.txt (pip freeze in the image's own Python)
 	$(PY) -m scripts images lock
+
+images-prune: venv ## Remove the project's images of other content tags than the current (disk of a long-lived machine)
+	$(PY) -m scripts images prune
 
 load: venv tools ## Load the images into the kind cluster
 	$(PY) -m scripts images load

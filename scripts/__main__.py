@@ -9,6 +9,7 @@ images build|load [NAME...] build the images / load them into the cluster (all b
 images push REGISTRY        tag and push every image to REGISTRY (e.g. registry.local:5000)
 images lock                 regenerate images/airflow/constraints.txt in the image's Python
 images tag | images refs    print the tag every image carries / every image reference
+images prune                remove this project's images of other (stale) content tags
 registry up|down|push       the local OCI registry (TLS, htpasswd) on kind's network; push every
                             image and the chart to it (make registry, make push)
 diagnostics [--reason TEXT] collect cluster, Helm and Airflow state into .cache/artifacts/
@@ -37,6 +38,8 @@ def images_command(args: argparse.Namespace) -> None:
         images.build(images.selected(args.names), tag)
     elif args.action == "load":
         images.load(images.selected(args.names), tag)
+    elif args.action == "prune":
+        images.prune(tag)
     elif args.action == "push":
         if len(args.names) != 1:
             raise ValueError("images push takes exactly one REGISTRY, e.g. registry.local:5000")
@@ -98,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         command = commands.add_parser(name)
         if name == "images":
-            command.add_argument("action", choices=["build", "load", "push", "lock", "tag", "refs"])
+            command.add_argument("action", choices=["build", "load", "push", "lock", "tag", "refs", "prune"])
             command.add_argument("names", nargs="*", metavar="NAME")
         elif name == "registry":
             command.add_argument("action", choices=["up", "down", "push"])

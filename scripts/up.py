@@ -45,7 +45,9 @@ def phases(tag: str) -> list[Phase]:
         Phase("cluster", cluster.up, f"docker ps; kind export logs --name {config.CLUSTER_NAME}"),
         Phase("images", lambda: images.build(every_image, tag), ".cache/images/<image>.log"),
         Phase(
-            "load", lambda: images.load(every_image, tag), f"docker images '{config.repository_prefix()}/*'"
+            "load",
+            lambda: images.load(every_image, tag),
+            f"the error above (kind's message, free space); docker images '{config.repository_prefix()}/*'",
         ),
         Phase(
             "install",
