@@ -43,9 +43,11 @@ PROFILES: dict[str, dict[str, Any]] = SYNC["profiles"]
 CLIENT_POOL = "general"
 MIGRATE_POOL = "ssd"  # long-running, I/O-heavy copy
 STRATEGIES = ("recreate", "swap")
-# A ClickHouse identifier: also keeps SQL, shell and `$(VAR)` syntax out of every argument.
-DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# Databases a run must never drop or overwrite, whatever their letter case.
+# A ClickHouse identifier: also keeps SQL, shell and `$(VAR)` syntax out of every argument. `$(?!\n)`:
+# Python's `$` (the trigger's check) also matches before a final newline; JavaScript's (the UI) never.
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+DATABASE_NAME = rf"^{IDENTIFIER}$(?!\n)"
+# The server's own databases: a run never copies from, drops or overwrites them, whatever the case.
 RESERVED_DATABASES = ("system", "default", "information_schema")
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
@@ -62,7 +64,7 @@ def _case_insensitive(word: str) -> str:
 
 
 # The JSON-schema pattern checked when the run is triggered (no inline flags: the UI checks it too).
-DESTINATION_DATABASE = (
+DATABASE = (
     "^(?!(" + "|".join(_case_insensitive(name) for name in RESERVED_DATABASES) + ")$)" + DATABASE_NAME[1:]
 )
 
@@ -124,10 +126,15 @@ def same_server(first: dict[str, Any], second: dict[str, Any], namespace: str) -
 
 
 def check_run(params: dict[str, Any], namespace: str) -> None:
-    """Refusals that need two params together (each param alone is checked at trigger time)."""
+    """Refusals that need two params together, and the database names again (also checked when triggered)."""
     source, destination = PROFILES[params["source_profile"]], PROFILES[params["destination_profile"]]
-    if params["destination_db"].lower() in RESERVED_DATABASES:
-        raise AirflowFailException(f"destination_db {params['destination_db']!r} is a system database")
+    for param in ("source_db", "destination_db"):
+        if not re.fullmatch(IDENTIFIER, params[param]):
+            raise AirflowFailException(
+                f"{param} {params[param]!r} is not a database name (letters, digits, _)"
+            )
+        if params[param].lower() in RESERVED_DATABASES:
+            raise AirflowFailException(f"{param} {params[param]!r} is a system database")
     if source.get("secure"):
         raise AirflowFailException(
             f"source profile {params['source_profile']!r} uses TLS: clickhouse-migrate connects to the "
@@ -255,15 +262,15 @@ def _client_task(task_id: str, statement: str, **kwargs: Any) -> ClickHousePodOp
 def _params() -> dict[str, Param]:
     profile_names = sorted(PROFILES)
     params: dict[str, Param] = {}
-    for side, db_pattern in (("source", DATABASE_NAME), ("destination", DESTINATION_DATABASE)):
+    for side in ("source", "destination"):
         defaults = SYNC[side]
         params[f"{side}_profile"] = Param(
             defaults["profile"], type="string", enum=profile_names,
             description=f"{side} server: one of the endpoint profiles the platform defines",
         )  # fmt: skip
         params[f"{side}_db"] = Param(
-            defaults["database"], type="string", pattern=db_pattern, maxLength=255,
-            description=f"{side} database (letters, digits, _)",
+            defaults["database"], type="string", pattern=DATABASE, maxLength=255,
+            description=f"{side} database (letters, digits, _; never system, default, INFORMATION_SCHEMA)",
         )  # fmt: skip
     params["strategy"] = Param(
         SYNC["strategy"], type="string", enum=list(STRATEGIES),

@@ -293,6 +293,26 @@ NUMBERS = [
     _schema_case("port-huge", _json, "presets.clickhouseSync.profiles.demo-source.port", 1e300),
 ]
 
+# The sync DAG's default databases: never a server database, in any letter case (the DAG failed to
+# import on "System" or "DEFAULT", which the schema let through as exact-case names only).
+SYNC_DATABASES = [
+    _schema_case(
+        "destination-system-capitalised", _string, "presets.clickhouseSync.destination.database", "System"
+    ),
+    _schema_case(
+        "destination-default-upper", _string, "presets.clickhouseSync.destination.database", "DEFAULT"
+    ),
+    _schema_case(
+        "destination-information-schema-mixed",
+        _string,
+        "presets.clickhouseSync.destination.database",
+        "Information_Schema",
+    ),
+    _schema_case("source-default-capitalised", _string, "presets.clickhouseSync.source.database", "Default"),
+    _schema_case("source-system-newline", _json, "presets.clickhouseSync.source.database", "system\n"),
+    _schema_case("destination-backticks", _string, "presets.clickhouseSync.destination.database", "`system`"),
+]
+
 IMAGES = [
     _template_case("latest-if-not-present", _set, "images.tag", "latest"),
     ("latest-never", ["--set", "images.tag=latest", "--set", "images.pullPolicy=Never"], "images.tag"),
@@ -485,6 +505,7 @@ CLASSES = {
     "airflow-env": AIRFLOW_ENV,
     "namespace": NAMESPACES,
     "number": NUMBERS,
+    "sync-database": SYNC_DATABASES,
     "image": IMAGES,
     "job-preset": JOB_PRESETS,
     "host-path": HOST_PATHS,

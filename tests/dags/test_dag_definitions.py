@@ -32,6 +32,15 @@ INJECTIONS = (
     "$(cat /proc/self/environ)", "$(CLICKHOUSE_PASSWORD)", "`id`", "demo; DROP DATABASE demo", "demo copy",
     "demo\ncopy", "demo`", "demo'", 'demo"', "--query=SELECT 1", "-h", "../etc", "demo$", "", "${HOME}",
     f"clickhouse-source.{CLICKHOUSE_NAMESPACE}.svc.cluster.local", "10.0.0.1",
+    # Python's `$` also matches before a final newline: these once passed the database patterns.
+    "demo\n", "demo_copy\n", "recreate\n", "demo\r\n",
+)  # fmt: skip
+# System databases in disguise: case, quoting, spaces, newlines and Unicode look-alikes.
+SYSTEM_DATABASES = (
+    "system", "SYSTEM", "System", "default", "DEFAULT", "INFORMATION_SCHEMA", "information_schema",
+    "Information_Schema", "system\n", "DEFAULT\n", "system ", " system", "`system`", '"default"', "'system'",
+    "system\t", "sys\u200btem", "\u0455ystem", "\uff33\uff39\uff33\uff34\uff25\uff2d", "Sy\u017ftem",
+    "defau\u0131t", "INFORMATION\u2010SCHEMA", "system;", "system.tables",
 )  # fmt: skip
 
 
@@ -217,18 +226,22 @@ def test_injection_attempts_are_rejected_in_every_param(sync_dag: Any, param: st
         resolve(sync_dag, param, value)
 
 
-@pytest.mark.parametrize("name", ["system", "SYSTEM", "System", "default", "DEFAULT", "INFORMATION_SCHEMA",
-                                  "information_schema", "Information_Schema"])  # fmt: skip
-def test_destination_can_never_be_a_system_database(sync_dag: Any, sync: Any, name: str) -> None:
+@pytest.mark.parametrize("param", ["source_db", "destination_db"])
+@pytest.mark.parametrize("name", SYSTEM_DATABASES)
+def test_a_system_database_is_never_source_or_destination(
+    sync_dag: Any, sync: Any, param: str, name: str
+) -> None:
     with pytest.raises(ParamValidationError):
-        resolve(sync_dag, "destination_db", name)
-    with pytest.raises(AirflowFailException, match="system database"):
-        sync.check_run(run_params(sync_dag) | {"destination_db": name}, CLICKHOUSE_NAMESPACE)
+        resolve(sync_dag, param, name)
+    # Checked again before each task, on the run's params as given.
+    with pytest.raises(AirflowFailException, match=r"system database|not a database name"):
+        sync.check_run(run_params(sync_dag) | {param: name}, CLICKHOUSE_NAMESPACE)
 
 
 def test_databases_that_only_start_like_a_system_one_are_fine(sync_dag: Any) -> None:
-    for name in ("system2", "defaults", "my_system", "information_schema_copy"):
+    for name in ("system2", "defaults", "my_system", "information_schema_copy", "_system", "Default_1"):
         assert resolve(sync_dag, "destination_db", name) == name
+        assert resolve(sync_dag, "source_db", name) == name
 
 
 @pytest.mark.parametrize(
