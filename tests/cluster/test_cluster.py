@@ -6,6 +6,7 @@ import pytest
 from kubernetes import client
 from kubernetes.utils import create_from_dict
 
+from scripts import cluster
 from tests.cluster.conftest import (
     affinity_for,
     exec_in,
@@ -45,7 +46,8 @@ def test_each_pool_has_one_node_with_exactly_its_labels_and_taints(core, pools, 
             if not k.endswith("kubernetes.io/hostname")
             and not k.startswith(("kubernetes.io/", "beta.kubernetes.io/", "node-role."))
         }
-        assert platform_labels == pool["labels"]
+        # the pool's labels plus the cloud-style labels the kind config adds (scripts/cluster.py)
+        assert platform_labels == cluster.worker_node(pool)["labels"]
         taints = {(t.key, t.value, t.effect) for t in node.spec.taints or []}
         assert taints == {(t["key"], t["value"], t["effect"]) for t in pool["taints"]}
 
