@@ -313,6 +313,60 @@ SYNC_DATABASES = [
     _schema_case("destination-backticks", _string, "presets.clickhouseSync.destination.database", "`system`"),
 ]
 
+# metrics.serviceMonitor: durations and selectors end up in a scrape config that prometheus-operator
+# would reject without a word at install; labels must be labels; it needs the Prometheus it scrapes.
+MONITOR = "metrics.serviceMonitor"
+OTLP_KEY, OTLP = "metrics.otlpEndpoint", "http://prometheus.monitoring:9090/api/v1/otlp/v1/metrics"
+MONITOR_ON = ["--set", "metrics.enabled=true", "--set", "metrics.testPrometheus.enabled=true",
+              "--set", f"{MONITOR}.enabled=true"]  # fmt: skip
+
+
+def _monitor_case(case: str, setter: Setter, field: str, value: object, template: bool = False) -> Case:
+    """metrics.serviceMonitor.<field> refused with the ServiceMonitor on."""
+    key = f"{MONITOR}.{field}"
+    return case, [*MONITOR_ON, *setter(key, value)], key if template else _pointer(key)
+
+
+SERVICE_MONITOR = [
+    (
+        "without-metrics",
+        ["--set", f"{MONITOR}.enabled=true"],
+        "metrics.serviceMonitor.enabled needs metrics.enabled and metrics.testPrometheus.enabled",
+    ),
+    (
+        "without-test-prometheus",
+        [*_set(f"{MONITOR}.enabled", "true"), *_set("metrics.enabled", "true"), *_set(OTLP_KEY, OTLP)],
+        "metrics.serviceMonitor.enabled needs metrics.testPrometheus.enabled",
+    ),
+    _monitor_case("interval-number", _json, "interval", 30),
+    _monitor_case("interval-no-unit", _string, "interval", "30"),
+    _monitor_case("interval-space", _string, "interval", "30 s"),
+    _monitor_case("interval-zero", _string, "interval", "0s"),
+    _monitor_case("interval-units-out-of-order", _string, "interval", "30s1m"),
+    _monitor_case("interval-go-duration", _string, "interval", "1.5m"),
+    _monitor_case("interval-newline", _string, "interval", "30s\n- job_name: x"),
+    _monitor_case("timeout-unit", _string, "scrapeTimeout", "10sec"),
+    _monitor_case("timeout-above-interval", _string, "scrapeTimeout", "31s", template=True),
+    (
+        "timeout-above-interval-mixed-units",
+        [*MONITOR_ON, *_string(f"{MONITOR}.interval", "1m30s"), *_string(f"{MONITOR}.scrapeTimeout", "2m")],
+        f"{MONITOR}.scrapeTimeout",
+    ),
+    _monitor_case("labels-key-space", _json, "labels", {"my label": "x"}),
+    _monitor_case("labels-key-too-long", _json, "labels", {"a" * 64: "x"}),
+    _monitor_case("labels-value-space", _json, "labels.release", "kube prometheus"),
+    _monitor_case("labels-value-number", _json, "labels.release", 1),
+    _monitor_case("labels-value-too-long", _json, "labels.release", "a" * 64),
+    _monitor_case("labels-chart-label", _json, "labels", {"app.kubernetes.io/instance": "x"}, template=True),
+    _monitor_case("namespace-upper", _string, "namespace", "Monitoring"),
+    _monitor_case("namespace-too-long", _string, "namespace", "a" * 64),
+    _monitor_case("match-empty", _json, "matchSeries", [""]),
+    _monitor_case("match-newline", _json, "matchSeries", ['{__name__=~"airflow_.+"}\n']),
+    _monitor_case("match-not-a-selector", _json, "matchSeries", ["airflow_.+"]),
+    _monitor_case("match-twice", _json, "matchSeries", ["up", "up"]),
+    _monitor_case("match-not-a-list", _string, "matchSeries", "up"),
+]
+
 IMAGES = [
     _template_case("latest-if-not-present", _set, "images.tag", "latest"),
     ("latest-never", ["--set", "images.tag=latest", "--set", "images.pullPolicy=Never"], "images.tag"),
@@ -506,6 +560,7 @@ CLASSES = {
     "namespace": NAMESPACES,
     "number": NUMBERS,
     "sync-database": SYNC_DATABASES,
+    "service-monitor": SERVICE_MONITOR,
     "image": IMAGES,
     "job-preset": JOB_PRESETS,
     "host-path": HOST_PATHS,

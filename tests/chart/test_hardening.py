@@ -14,6 +14,7 @@ from tests.facts import GPU_JOBS_NAMESPACE, JOBS_NAMESPACE, WORKER_NAMESPACE
 
 from .rendering import CHART, NAMESPACE, RELEASE, Manifest, find, helm, of_kind, render, render_error
 from .test_bad_values import _workload
+from .test_service_monitor import ON as SERVICE_MONITOR_ON
 
 WORKERS = WORKER_NAMESPACE
 WORKLOADS = (JOBS_NAMESPACE, GPU_JOBS_NAMESPACE)
@@ -383,6 +384,10 @@ def _notes(*arguments: str) -> str:
         (
             ["--set", "metrics.enabled=true", "--set", "metrics.otlpEndpoint=http://otel:4318/v1/metrics"],
             "metrics.receiverPeers is empty",
+        ),
+        (
+            list(SERVICE_MONITOR_ON),
+            "networkPolicies.metricsScraper.from is empty",
         ),
     ],
 )

@@ -47,11 +47,12 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus_server() -> Iterator[Prometheus]:
+def prometheus_server(config: str = CONFIG) -> Iterator[Prometheus]:
+    """A Prometheus with its OTLP receiver on; `config` is its prometheus.yml (e.g. scrape jobs added)."""
     if not PROMETHEUS.exists():
         pytest.fail(f"{PROMETHEUS} is missing: run `make tools`")
     workdir = Path(tempfile.mkdtemp(prefix="airflow-platform-prometheus-"))
-    (workdir / "prometheus.yml").write_text(CONFIG)
+    (workdir / "prometheus.yml").write_text(config)
     port = free_port()
     log = workdir / "prometheus.log"
     with log.open("w") as output:

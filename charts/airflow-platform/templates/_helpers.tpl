@@ -658,6 +658,12 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 {{- printf "%s-prometheus" (include "ap.fullname" .) -}}
 {{- end -}}
 
+{{/* Series selectors the ServiceMonitor federates: metrics.serviceMonitor.matchSeries, else every series of metrics.prefix. Output: YAML list. */}}
+{{- define "ap.metrics.federatedSeries" -}}
+{{- $series := .Values.metrics.serviceMonitor.matchSeries | default (list (printf "{__name__=~%q}" (printf "%s_.+" .Values.metrics.prefix))) -}}
+{{- toYaml $series -}}
+{{- end -}}
+
 {{/* The TCP port of the OTLP endpoint: the URL's, else the scheme's (the schema allows no IPv6 literal). */}}
 {{- define "ap.metrics.otlpPort" -}}
 {{- $url := urlParse (include "ap.metrics.otlpEndpoint" .) -}}

@@ -199,12 +199,55 @@ KubernetesPodOperator task using them is refused by the API server. Args: ctx.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A Prometheus duration (schema-checked: 1h30m, 500ms; units y w d h m s ms in that order) in
+milliseconds, as a float (a 9-digit count of years does not fit an int64).
+*/}}
+{{- define "ap.validation.durationMillis" -}}
+{{- $millis := dict "y" 31536000000.0 "w" 604800000.0 "d" 86400000.0 "h" 3600000.0 "m" 60000.0 "s" 1000.0 "ms" 1.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(ms|y|w|d|h|m|s)" . -1 -}}
+{{- $unit := regexFind "[a-z]+$" . -}}
+{{- $total = addf $total (mulf (float64 (trimSuffix $unit .)) (index $millis $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+metrics.serviceMonitor: it scrapes the chart's Prometheus, so that must run; a timeout above the
+interval makes prometheus-operator drop the ServiceMonitor without a word at install; its labels add
+to the chart's, never replace them.
+*/}}
+{{- define "ap.validation.metrics" -}}
+{{- $monitor := .Values.metrics.serviceMonitor -}}
+{{- if $monitor.enabled -}}
+{{- $missing := list -}}
+{{- if not .Values.metrics.enabled }}{{ $missing = append $missing "metrics.enabled" }}{{ end -}}
+{{- if not .Values.metrics.testPrometheus.enabled }}{{ $missing = append $missing "metrics.testPrometheus.enabled" }}{{ end -}}
+{{- with $missing -}}
+{{- fail (printf "metrics.serviceMonitor.enabled needs %s: true (the ServiceMonitor scrapes the chart's Prometheus at /federate, which relays the pushed metrics). A Prometheus with an OTLP receiver needs no ServiceMonitor: set metrics.otlpEndpoint to it instead" (join " and " .)) -}}
+{{- end -}}
+{{- if and $monitor.interval $monitor.scrapeTimeout -}}
+{{- if gt (include "ap.validation.durationMillis" $monitor.scrapeTimeout | float64) (include "ap.validation.durationMillis" $monitor.interval | float64) -}}
+{{- fail (printf "metrics.serviceMonitor.scrapeTimeout: %s is above metrics.serviceMonitor.interval (%s); Prometheus refuses a timeout above the interval" $monitor.scrapeTimeout $monitor.interval) -}}
+{{- end -}}
+{{- end -}}
+{{- $chartLabels := include "ap.labels" (dict "ctx" . "component" "prometheus") | fromYaml -}}
+{{- range $key, $_ := $monitor.labels -}}
+{{- if hasKey $chartLabels $key -}}
+{{- fail (printf "metrics.serviceMonitor.labels: %q is a label the chart sets itself; choose another key" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Every cross-field check of the chart (templates/validate.yaml). */}}
 {{- define "ap.validation.all" -}}
 {{- include "ap.validation.namespaces" . -}}
 {{- include "ap.validation.images" . -}}
 {{- include "ap.validation.resources" . -}}
 {{- include "ap.validation.jobPresets" . -}}
+{{- include "ap.validation.metrics" . -}}
 {{- end -}}
 
 {{/* An IPv4 address as an integer. Args: the dotted address. */}}
