@@ -65,13 +65,15 @@ def test_user_config_merges_but_cannot_override_platform_settings() -> None:
     manifests = render(
         "values.yaml",
         "--set", "airflow.config.core.parallelism=48",
-        "--set", "airflow.config.core.executor=LocalExecutor",
         "--set", "airflow.config.webserver.instance_name=Team",
     )  # fmt: skip
     cfg = airflow_cfg(manifests)
     assert cfg["core"]["parallelism"] == "48"
     assert cfg["core"]["executor"] == "KubernetesExecutor"
     assert cfg["webserver"]["instance_name"] == "Team"
+    # An option the chart sets is refused (it used to be replaced without a word).
+    error = render_error("--set", "airflow.config.core.executor=LocalExecutor")
+    assert "airflow.config.core.executor: [core] executor is set by the chart" in error
 
 
 @pytest.mark.parametrize(

@@ -551,6 +551,165 @@ UNCLEAR_BEFORE = [
     _schema_case("size-comment", _string, "airflow.logs.pvc.size", "5Gi # big"),
 ]
 
+# A second round as a new user would try it: each case was accepted silently before its fix.
+_ANNOTATION = "airflow.scheduler.podAnnotations"
+STRINGS_RENDERED = [
+    _schema_case("pod-annotation-newline", _json, f"{_ANNOTATION}.team", "a\nb: c"),
+    ("pod-annotation-key-space", _json(_ANNOTATION, {"my key": "x"}), "/airflow/scheduler/podAnnotations"),
+    (
+        "pod-annotation-key-injection",
+        _json(_ANNOTATION, {INJECTED: "x"}),
+        "/airflow/scheduler/podAnnotations",
+    ),
+    _schema_case("pod-label-space", _json, "airflow.triggerer.podLabels.team", "data team"),
+    _schema_case("pod-label-too-long", _json, "airflow.workers.podLabels.team", "a" * 64),
+    _schema_case("node-selector-newline", _json, "airflow.dagProcessor.nodeSelector.disk", "ssd\nx: y"),
+    _schema_case(
+        "service-account-annotation-injection",
+        _json,
+        "airflow.workers.serviceAccount.annotations.role",
+        INJECTED,
+    ),
+    (
+        "service-account-annotation-key-newline",
+        _json("airflow.migrateDatabase.serviceAccount.annotations", {"a\nb": "x"}),
+        "/airflow/migrateDatabase/serviceAccount/annotations",
+    ),
+    _schema_case("service-annotation-crlf", _json, "airflow.apiServer.service.annotations.a", "x\r\ny"),
+    _schema_case("ingress-annotation-newline", _json, "airflow.apiServer.ingress.annotations.a", "x\ny"),
+    # Kubernetes expands $(VAR) in env values: the admin's name would carry the database URL into the UI.
+    (
+        "fab-first-name-expansion",
+        [
+            "--set",
+            "airflow.auth.manager=fab",
+            *_json("airflow.auth.admin.firstName", "$(AIRFLOW__CORE__FERNET_KEY)"),
+        ],
+        "/airflow/auth/admin/firstName",
+    ),
+    (
+        "fab-email-expansion",
+        ["--set", "airflow.auth.manager=fab", *_json("airflow.auth.admin.email", "$(DB)@example.com")],
+        "/airflow/auth/admin/email",
+    ),
+    _schema_case("fab-last-name-newline", _json, "airflow.auth.admin.lastName", "Admin\nUser"),
+    _schema_case("extra-volume-name-injection", _json, "airflow.scheduler.extraVolumes[0].name", INJECTED),
+]
+EXTRA_VOLUMES = [
+    (
+        f"{component}-{path.strip('/').replace('/', '-') or 'root'}",
+        _json(f"airflow.{component}.extraVolumes", [{"name": "host", "hostPath": {"path": path}}]),
+        f"/airflow/{component}/extraVolumes/0/hostPath/path",
+    )
+    for component, path in (
+        ("scheduler", "/"),
+        ("workers", "/"),
+        ("apiServer", "/var/run/docker.sock"),
+        ("triggerer", "/etc/"),
+        ("dagProcessor", "/data/../etc"),
+        ("migrateDatabase", "/var/lib/kubelet"),
+    )
+]
+# Component extraEnv went into the containers unchecked: the same rules as airflow.env now.
+EXTRA_ENV = [
+    (
+        "scheduler-executor",
+        _json("airflow.scheduler.extraEnv", [{"name": "AIRFLOW__CORE__EXECUTOR", "value": "LocalExecutor"}]),
+        "airflow.scheduler.extraEnv[0].name",
+    ),
+    (
+        "workers-executor-lower",
+        _json("airflow.workers.extraEnv", [{"name": "airflow__core__executor", "value": "LocalExecutor"}]),
+        "airflow.workers.extraEnv[0].name",
+    ),
+    (
+        "api-server-fernet-key",
+        _json("airflow.apiServer.extraEnv", [{"name": "AIRFLOW__CORE__FERNET_KEY", "value": "x"}]),
+        "airflow.apiServer.extraEnv[0].name",
+    ),
+    (
+        "triggerer-plain-password",
+        _json("airflow.triggerer.extraEnv", [{"name": "DB_PASSWORD", "value": "hunter2"}]),
+        "airflow.triggerer.extraEnv[0].value",
+    ),
+    (
+        "dag-processor-duplicate",
+        _json("airflow.dagProcessor.extraEnv", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "airflow.dagProcessor.extraEnv[1].name",
+    ),
+    (
+        "migrate-newline-name",
+        _json("airflow.migrateDatabase.extraEnv", [{"name": "A\nB", "value": "1"}]),
+        "/airflow/migrateDatabase/extraEnv/0/name",
+    ),
+    _single_variable("airflow-config-file", "AIRFLOW_CONFIG", "/tmp/evil.cfg", "name"),
+]
+# Options the chart sets itself were silently replaced: now refused, in any letter case.
+OWNED_CONFIG = [
+    _template_case("executor-capitalised", _set, "airflow.config.core.Executor", "LocalExecutor"),
+    _template_case("executor-upper", _set, "airflow.config.core.EXECUTOR", "LocalExecutor"),
+    _template_case(
+        "workers-namespace-mixed", _set, "airflow.config.kubernetes_executor.NameSpace", "kube-system"
+    ),
+    _template_case("auth-manager", _set, "airflow.config.core.auth_manager", "x.Y"),
+    _template_case("pod-template", _set, "airflow.config.kubernetes_executor.Pod_Template_File", "/x"),
+    _template_case("base-log-folder", _set, "airflow.config.logging.BASE_LOG_FOLDER", "/x"),
+    (
+        "remote-log-folder-while-remote",
+        [
+            *("--set", "airflow.logs.remote.enabled=true", "--set", "airflow.logs.remote.bucket=team-logs"),
+            *_set("airflow.config.logging.Remote_Base_Log_Folder", "s3://elsewhere"),
+        ],
+        "airflow.config.logging.Remote_Base_Log_Folder",
+    ),
+    _template_case("access-token", _set, "airflow.config.github.access_token", "ghp_x"),
+    _template_case("api-key", _set, "airflow.config.vendor.API_KEY", "k"),
+    _template_case("private-key", _set, "airflow.config.ssh.private_key", "k"),
+    _template_case(
+        "sentry-dsn", _set, "airflow.config.sentry.sentry_dsn", "https://key@sentry.example.com/1"
+    ),
+]
+POOL_DEFINITIONS = [
+    _schema_case(
+        "taint-value-injection",
+        _json,
+        "nodePools.definitions.gpu.taints",
+        [{"key": "a", "value": INJECTED, "effect": "NoSchedule"}],
+    ),
+    _schema_case(
+        "taint-key-space", _json, "nodePools.definitions.gpu.taints", [{"key": "a b", "effect": "NoSchedule"}]
+    ),
+    _schema_case(
+        "toleration-without-key", _json, "nodePools.definitions.gpu.tolerations", [{"operator": "Exists"}]
+    ),
+    _schema_case("labels-empty", _json, "nodePools.definitions.gpu.labels", {}),
+    _schema_case("node-selector-term-empty", _json, "nodePools.definitions.gpu.nodeSelectorTerms", [{}]),
+    _schema_case("description-newline", _json, "nodePools.definitions.gpu.description", "GPU\n---"),
+    _template_case(
+        "default-request-above-limit",
+        _json,
+        "nodePools.definitions.gpu.defaultResources",
+        {"requests": {"cpu": "4"}, "limits": {"cpu": "1"}},
+    ),
+    (
+        "default-above-quota",
+        _json("nodePools.definitions.gpu.defaultResources", {"requests": {"memory": "40Gi"}}),
+        "namespaces.workloads[1].quota.requests.memory",
+    ),
+    _template_case(
+        "db-clean-request-above-limit", _string, "housekeeping.dbClean.resources.requests.cpu", "4"
+    ),
+    _template_case(
+        "orphan-reaper-request-above-limit",
+        _string,
+        "housekeeping.orphanedPods.resources.requests.memory",
+        "4Gi",
+    ),
+    _schema_case("sync-timeout-huge", _json, "presets.clickhouseSync.timeouts.runMinutes", 1e300),
+    _schema_case("airflow-pool-slots-huge", _json, "presets.airflowPools.slots.airflow-jobs", 1e12),
+    _template_case("airflow-pool-slots-unknown-namespace", _json, "presets.airflowPools.slots.team-x", 3),
+]
+
 CLASSES = {
     "quantity": QUANTITIES,
     "requests-above-limits": REQUESTS_ABOVE_LIMITS,
@@ -565,6 +724,11 @@ CLASSES = {
     "job-preset": JOB_PRESETS,
     "host-path": HOST_PATHS,
     "unclear-before": UNCLEAR_BEFORE,
+    "string-rendered": STRINGS_RENDERED,
+    "extra-volume": EXTRA_VOLUMES,
+    "extra-env": EXTRA_ENV,
+    "owned-config": OWNED_CONFIG,
+    "pool-definition": POOL_DEFINITIONS,
 }
 CASES = [
     pytest.param(arguments, key, id=f"{cls}-{case}")
@@ -654,13 +818,6 @@ def test_integers_from_values_files_render_as_integers(tmp_path: Path) -> None:
     )
     env = {e["name"]: e.get("value") for e in loader["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DEMO_ROWS"] == "10000000"
-
-
-def test_owned_option_in_any_case_is_overridden_once() -> None:
-    manifests = render("values.yaml", "--set", "airflow.config.core.EXECUTOR=LocalExecutor")
-    config_map = find(manifests, "ConfigMap", "airflow-platform-config", "airflow")
-    lines = [line.lower() for line in config_map["data"]["airflow.cfg"].splitlines()]
-    assert [line for line in lines if line.startswith("executor")] == ["executor = kubernetesexecutor"]
 
 
 @pytest.mark.parametrize(

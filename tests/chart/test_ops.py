@@ -115,10 +115,13 @@ def test_workload_identity_gets_no_static_keys() -> None:
         assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & env.keys(), name
 
 
-def test_remote_settings_win_over_airflow_config_and_local_copy_is_optional() -> None:
+def test_remote_settings_cannot_be_set_in_airflow_config_and_local_copy_is_optional() -> None:
+    error = render_error(
+        *S3_COMPATIBLE, "--set", "airflow.config.logging.remote_base_log_folder=s3://elsewhere/x"
+    )
+    assert "airflow.config.logging.remote_base_log_folder" in error and "airflow.logs" in error
     manifests = render(
         "values.yaml", *S3_COMPATIBLE,
-        "--set", "airflow.config.logging.remote_base_log_folder=s3://elsewhere/x",
         "--set", "airflow.config.logging.logging_level=DEBUG",
         "--set", f"{REMOTE}.deleteLocalCopy=false",
     )  # fmt: skip

@@ -116,7 +116,8 @@ def test_added_pool_places_the_platform_and_reaches_dags(tmp_path: Path, monkeyp
         "highmem": {
             "labels": {GKE_POOL: "highmem"},
             "taints": [{"key": "workload", "value": "highmem", "effect": "NoSchedule"}],
-            "defaultResources": {"requests": {"memory": "32Gi"}, "limits": {"memory": "64Gi"}},
+            # Within the namespace's quota (32Gi of limits): the chart refuses defaults no pod could get.
+            "defaultResources": {"requests": {"memory": "16Gi"}, "limits": {"memory": "32Gi"}},
             "extendedResources": {"hugepages-2Mi": "1Gi"},
         }
     }

@@ -25,7 +25,7 @@ negative and malformed quantities; the check here keeps the helper safe on its o
 {{- end -}}
 {{- end -}}
 
-{{/* Fails when a lower bound exceeds its upper bound for any resource both name. Args: low, high, lowKey, highKey. */}}
+{{/* Fails when a lower bound exceeds its upper bound for any resource both name. Args: low, high, lowKey, highKey, reason (optional). */}}
 {{- define "ap.validation.checkNotAbove" -}}
 {{- $high := .high | default dict -}}
 {{- range $resource, $value := (.low | default dict) -}}
@@ -33,7 +33,7 @@ negative and malformed quantities; the check here keeps the helper safe on its o
 {{- $lowValue := include "ap.validation.quantityValue" (dict "value" $value "key" (printf "%s.%s" $.lowKey $resource)) | float64 -}}
 {{- $highValue := include "ap.validation.quantityValue" (dict "value" (index $high $resource) "key" (printf "%s.%s" $.highKey $resource)) | float64 -}}
 {{- if gt $lowValue $highValue -}}
-{{- fail (printf "%s.%s (%v) is above %s.%s (%v): Kubernetes rejects a request above its limit" $.lowKey $resource $value $.highKey $resource (index $high $resource)) -}}
+{{- fail (printf "%s.%s (%v) is above %s.%s (%v): %s" $.lowKey $resource $value $.highKey $resource (index $high $resource) ($.reason | default "Kubernetes rejects a request above its limit")) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -53,6 +53,9 @@ negative and malformed quantities; the check here keeps the helper safe on its o
   "airflow.logs.testObjectStore.resources" .Values.airflow.logs.testObjectStore.resources
   "metrics.testPrometheus.resources" .Values.metrics.testPrometheus.resources
   "dags.testGitServer.resources" .Values.dags.testGitServer.resources
+  "housekeeping.dbClean.resources" .Values.housekeeping.dbClean.resources
+  "housekeeping.logCleanup.resources" .Values.housekeeping.logCleanup.resources
+  "housekeeping.orphanedPods.resources" .Values.housekeeping.orphanedPods.resources
 -}}
 {{- range $key, $resources := $blocks -}}
 {{- include "ap.validation.checkNotAbove" (dict "low" $resources.requests "high" $resources.limits "lowKey" (printf "%s.requests" $key) "highKey" (printf "%s.limits" $key)) -}}

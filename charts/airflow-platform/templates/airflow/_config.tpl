@@ -38,17 +38,24 @@ them, so they override airflow.config and airflow.env may not set them. The secr
 {{- toJson (dict "core" (list "fernet_key" "sql_alchemy_conn") "database" (list "sql_alchemy_conn") "api_auth" (list "jwt_secret") "api" (list "secret_key")) -}}
 {{- end -}}
 
-{{/* Option names that hold secrets whatever their section (smtp_password, *_password, *secret*, ...). */}}
+{{/*
+Option names that hold secrets whatever their section (smtp_password, *_password, *secret*, *token*,
+api keys, access keys, private keys (not jwt_private_key_path), credentials, sentry_dsn, ...).
+*/}}
 {{- define "ap.airflow.secretOptionPattern" -}}
-(?i)(password|passwd|secret|fernet_key|sql_alchemy_conn)
+(?i)(password|passwd|secret|fernet_key|sql_alchemy_conn|token|credential|api_?key|access_?key|private_?key$|_dsn$)
 {{- end -}}
 
 {{/*
 airflow.config with option names lower-cased (Airflow reads them case-insensitively), as JSON.
-Fails on secret options, on an option given twice in different case and on multi-line values.
+Fails on secret options, on options the chart sets itself (ap.airflow.ownedConfig, and those of
+ap.airflow.featureConfig while their feature is on: a value there would be silently replaced), on an
+option given twice in different case and on multi-line values.
 */}}
 {{- define "ap.airflow.userConfig" -}}
 {{- $named := include "ap.airflow.secretOptions" . | fromJson -}}
+{{- $chartSet := mergeOverwrite (include "ap.airflow.featureConfig" . | fromYaml) (include "ap.airflow.ownedConfig" . | fromJson) -}}
+{{- $hints := dict "api" "airflow.baseUrl or airflow.apiServer.ingress" "logging" "airflow.logs" "metrics" "metrics" "dag_processor" "dags" -}}
 {{- $config := dict -}}
 {{- range $section, $options := .Values.airflow.config -}}
 {{- $normal := dict -}}
@@ -60,6 +67,9 @@ Fails on secret options, on an option given twice in different case and on multi
 {{- end -}}
 {{- if and (eq $section "dag_processor") (eq $lower "dag_bundle_config_list") -}}
 {{- fail (printf "%s: DAG bundles are configured under dags (dags.platformBundle, dags.bundles)" $key) -}}
+{{- end -}}
+{{- if hasKey (index $chartSet $section | default dict) $lower -}}
+{{- fail (printf "%s: [%s] %s is set by the chart (the platform depends on it); remove it from airflow.config%s" $key $section $lower (ternary (printf " and use %s" (index $hints $section | default "")) "" (hasKey $hints $section))) -}}
 {{- end -}}
 {{- if hasKey $normal $lower -}}
 {{- fail (printf "%s: option %q is given twice (option names are case-insensitive)" $key $lower) -}}
@@ -79,20 +89,33 @@ Fails on secret options, on an option given twice in different case and on multi
 {{- end -}}
 
 {{/*
-airflow.env must not set what the chart owns (AIRFLOW__<SECTION>__<OPTION> of an owned option, in
-any case, also with _CMD/_SECRET) nor carry a secret as a plain value: secrets come from valueFrom.
+airflow.env and every component's extraEnv must not set what the chart owns (AIRFLOW__<SECTION>__<OPTION>
+of an owned option, in any case, also with _CMD/_SECRET; AIRFLOW_CONFIG, which would replace the whole
+airflow.cfg) nor carry a secret as a plain value: secrets come from valueFrom.
 */}}
 {{- define "ap.airflow.validateEnv" -}}
-{{- $owned := include "ap.airflow.ownedConfig" . | fromJson -}}
-{{- $secretOptions := include "ap.airflow.secretOptions" . | fromJson -}}
-{{- $reserved := list "airflow_home" "airflow_platform_presets" "pythondontwritebytecode" -}}
+{{- $lists := list (list "airflow.env" .Values.airflow.env) -}}
+{{- range $component := list "apiServer" "scheduler" "dagProcessor" "triggerer" "migrateDatabase" "workers" -}}
+{{- $lists = append $lists (list (printf "airflow.%s.extraEnv" $component) (index $.Values.airflow $component "extraEnv")) -}}
+{{- end -}}
+{{- range $lists -}}
+{{- include "ap.airflow.validateEnvList" (dict "ctx" $ "path" (index . 0) "env" (index . 1)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One list of EnvVar objects (see ap.airflow.validateEnv). Args: ctx, path (its values key), env. */}}
+{{- define "ap.airflow.validateEnvList" -}}
+{{- $owned := include "ap.airflow.ownedConfig" .ctx | fromJson -}}
+{{- $secretOptions := include "ap.airflow.secretOptions" .ctx | fromJson -}}
+{{- $reserved := list "airflow_home" "airflow_config" "airflow_platform_presets" "pythondontwritebytecode" -}}
 {{- $seen := dict -}}
-{{- range $index, $variable := .Values.airflow.env -}}
-{{- $key := printf "airflow.env[%d]" $index -}}
+{{- $path := .path -}}
+{{- range $index, $variable := .env | default list -}}
+{{- $key := printf "%s[%d]" $path $index -}}
 {{- $name := toString $variable.name -}}
 {{- $lower := lower $name -}}
 {{- if hasKey $seen $name -}}
-{{- fail (printf "%s.name: %s is set twice (also airflow.env[%v])" $key $name (index $seen $name)) -}}
+{{- fail (printf "%s.name: %s is set twice (also %s[%v])" $key $name $path (index $seen $name)) -}}
 {{- end -}}
 {{- $_ := set $seen $name $index -}}
 {{- if has $lower $reserved -}}
@@ -109,7 +132,7 @@ any case, also with _CMD/_SECRET) nor carry a secret as a plain value: secrets c
 {{- end -}}
 {{- end -}}
 {{- if and (hasKey $variable "value") (toString $variable.value) -}}
-{{- if or (regexMatch (include "ap.airflow.secretOptionPattern" $) $lower) (regexMatch "(token|credential|private_?key|api_?key|access_?key)" $lower) (hasPrefix "airflow_conn_" $lower) -}}
+{{- if or (regexMatch (include "ap.airflow.secretOptionPattern" $.ctx) $lower) (regexMatch "(token|credential|private_?key|api_?key|access_?key)" $lower) (hasPrefix "airflow_conn_" $lower) -}}
 {{- fail (printf "%s.value: %s looks like a secret and must not be a plain value (it would be readable in the pod spec); use valueFrom.secretKeyRef" $key $name) -}}
 {{- end -}}
 {{- end -}}
