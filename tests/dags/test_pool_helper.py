@@ -102,7 +102,7 @@ def test_default_resources_can_be_removed_or_overridden(presets: dict) -> None:
 
 NO_GPU = [
     None, {}, {"limits": {"nvidia.com/gpu": "0"}}, {"limits": {"nvidia.com/gpu": None}},
-    {"requests": {"nvidia.com/gpu": "1"}}, {"limits": {"nvidia.com/gpu": "one"}},
+    {"requests": {"nvidia.com/gpu": "1"}},
 ]  # fmt: skip
 
 
@@ -213,3 +213,79 @@ def test_job_pods_pull_with_the_platform_credential_and_callers_add_theirs(custo
 def test_without_a_platform_credential_job_pods_have_no_pull_secret(presets: dict) -> None:
     assert "imagePullSecrets" not in presets["podDefaults"]
     assert not _pod(**pod_settings("general")).spec.image_pull_secrets
+
+
+# What a DAG author could try to get off their pool or around the platform's checks: each was accepted
+# (and failed at admission or scheduling, or silently ran elsewhere) before the helper refused it.
+ESCAPES = [
+    ("general", {"resources": {"limits": {"memory": "lots"}}}, r"'lots' is not a Kubernetes quantity"),
+    ("general", {"resources": {"requests": {"cpu": "-1"}}}, r"'-1' is not a Kubernetes quantity"),
+    ("general", {"resources": {"limits": {"memory": "2GB"}}}, r"'2GB' is not a Kubernetes quantity"),
+    ("gpu", {"resources": {"limits": {"nvidia.com/gpu": "one"}}}, r"'one' is not a Kubernetes quantity"),
+    (
+        "general",
+        {"resources": {"requests": {"cpu": "4"}}},
+        r"requests\['cpu'\] \(4\) is above limits\['cpu'\] \(1\)",
+    ),
+    ("general", {"resources": {"requests": {"memory": "2Gi"}}}, r"requests\['memory'\] \(2Gi\) is above"),
+    ("general", {"resources": "1Gi"}, "resources must be a mapping"),
+    ("general", {"resources": {"limits": "1Gi"}}, r"resources\['limits'\] must be a mapping"),
+    (
+        "general",
+        {"container_resources": k8s.V1ResourceRequirements(requests={"cpu": "64"})},
+        "use resources=",
+    ),
+    (
+        "general",
+        {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}},
+        "node affinity places the pod",
+    ),
+    (
+        "general",
+        {"tolerations": [k8s.V1Toleration(operator="Exists")]},
+        "without a key tolerates every taint",
+    ),
+    (
+        "general",
+        {"tolerations": [k8s.V1Toleration(key="airflow-platform.io/pool", value="gpu", effect="NoSchedule")]},
+        "another pool's taint",
+    ),
+    ("ssd", {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}, "another pool's taint"),
+    ("general", {"node_selector": {"airflow-platform.io/pool": "gpu"}}, "choose the pool by name"),
+    ("ssd", {"node_selector": {"nvidia.com/gpu.present": "true"}}, "choose the pool by name"),
+    ("general", {"service_account_name": "default"}, "admission policy refuses any other"),
+    ("general", {"env_vars": [k8s.V1EnvVar(name="X", value="$(CLICKHOUSE_PASSWORD)")]}, r"contains \$\("),
+    ("general", {"env_vars": {"X": "prefix-$(AIRFLOW__CORE__FERNET_KEY)"}}, r"contains \$\("),
+    ("general", {"env_vars": [{"name": "X", "value": "$$$(SECRET)"}]}, r"contains \$\("),
+]
+
+
+@pytest.mark.parametrize(("pool", "overrides", "message"), ESCAPES)
+def test_author_settings_that_escape_the_pool_are_refused(pool: str, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_settings(pool, **overrides)
+
+
+def test_author_settings_that_stay_on_the_pool_are_kept(presets: dict) -> None:
+    anti = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}  # fmt: skip
+    pod = _pod(**pod_settings(
+        "general", affinity=anti, env_vars={"LITERAL": "$$(not expanded)"},
+        tolerations=[k8s.V1Toleration(key="team", operator="Exists")],
+        node_selector={"team": "data"},
+        resources={"requests": {"memory": "1e9"}, "limits": {"memory": "1Gi"}},
+    ))  # fmt: skip
+    assert pod.spec.affinity.pod_anti_affinity is not None
+    required = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    terms = required.node_selector_terms
+    assert terms[0].match_expressions[0].values == ["general"]
+    assert pod.spec.node_selector == {"team": "data"}
+
+
+def test_extended_resources_above_the_pools_nodes_are_refused(presets: dict, custom_presets: Any) -> None:
+    document = json.loads(json.dumps(presets))
+    document["pools"]["gpu"]["extendedResources"] = {"nvidia.com/gpu": "8"}
+    custom_presets(document)
+    assert pod_settings("gpu", resources={"limits": {"nvidia.com/gpu": "8"}})
+    with pytest.raises(ValueError, match=r"above what a node of pool 'gpu' has \(8\)"):
+        pod_settings("gpu", resources={"limits": {"nvidia.com/gpu": "9"}})

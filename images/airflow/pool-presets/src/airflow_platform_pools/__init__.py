@@ -31,6 +31,17 @@ MERGED_MAPPINGS = ("labels", "annotations")
 MERGED_LISTS = ("env_vars", "volumes", "volume_mounts", "tolerations", "secrets", "image_pull_secrets")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "keep_pod")
+# A Kubernetes quantity, as the chart's schema checks it: 500m, 2, 1.5, 512Mi, 2Gi, 1e3 (not 2GB or -1).
+QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+SUFFIXES = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+            "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+            "Ei": 2**60}  # fmt: skip
+# Kubernetes expands $(VAR) in env values and arguments ($$( is the escape): an env value could copy
+# another variable, e.g. a Secret's, into a place the author did not mean.
+ENV_REFERENCE = re.compile(r"(?<!\$)(\$\$)*\$\(")
+# Keyword arguments that would take a pod off its pool or around the platform's checks.
+REFUSED_OVERRIDES = {"container_resources": "use resources= (merged with the pool's defaults and checked)"}
+NODE_AFFINITY = "the pool's node affinity places the pod (pod affinity and anti-affinity are added to it)"
 DEFAULT_LOGGING_INTERVAL = 60
 
 __all__ = [
@@ -98,20 +109,61 @@ def _pool(name: str) -> dict[str, Any]:
 Resources = dict[str, dict[str, str | None]]
 
 
-def _resources(pool: dict[str, Any], overrides: Resources | None) -> dict[str, dict[str, str]]:
-    """The pool's default requests/limits with the DAG's overrides merged per key (None removes one)."""
+def quantity(value: str) -> float:
+    """A Kubernetes quantity as a number (bytes, cores, devices)."""
+    match = QUANTITY.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 2Gi)")
+    suffix = match.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return float(value)
+    return float(value[: len(value) - len(suffix)]) * SUFFIXES[suffix]
+
+
+def _resources(
+    pool_name: str, pool: dict[str, Any], overrides: Resources | None
+) -> dict[str, dict[str, str]]:
+    """The pool's default requests/limits with the DAG's overrides merged per key (None removes one);
+    every value a quantity, no request above its limit, no extended resource above what the pool's
+    nodes have (`extendedResources`)."""
     defaults = pool.get("resources", {})
     merged: dict[str, dict[str, Any]] = {
         kind: dict(defaults.get(kind) or {}) for kind in ("requests", "limits")
     }
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"resources must be a mapping of 'requests'/'limits', got {overrides!r}")
     for kind, values in (overrides or {}).items():
         if kind not in merged:
             raise ValueError(f"resources override has unknown section {kind!r}: use 'requests' or 'limits'")
+        if values is not None and not isinstance(values, dict):
+            raise ValueError(
+                f"resources[{kind!r}] must be a mapping of resource name to quantity, got {values!r}"
+            )
         for name, value in (values or {}).items():
             if value is None:
                 merged[kind].pop(name, None)
-            else:
-                merged[kind][name] = str(value)
+                continue
+            text = str(value)
+            try:
+                quantity(text)
+            except ValueError as error:
+                raise ValueError(f"resources[{kind!r}][{name!r}]: {error}") from None
+            merged[kind][name] = text
+    for name, request in merged["requests"].items():
+        limit = merged["limits"].get(name)
+        if limit is not None and quantity(request) > quantity(limit):
+            raise ValueError(
+                f"resources: requests[{name!r}] ({request}) is above limits[{name!r}] ({limit}) of pool "
+                f"{pool_name!r}: Kubernetes rejects such a pod"
+            )
+    for name, capacity in (pool.get("extendedResources") or {}).items():
+        for kind in ("requests", "limits"):
+            asked = merged[kind].get(name)
+            if asked is not None and quantity(asked) > quantity(str(capacity)):
+                raise ValueError(
+                    f"resources[{kind!r}][{name!r}] ({asked}) is above what a node of pool {pool_name!r} "
+                    f"has ({capacity}): the pod would never be scheduled"
+                )
     return merged
 
 
@@ -130,6 +182,75 @@ def _check_required_devices(
             )
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    """A Kubernetes model object or a dict, as the API's camelCase dict."""
+    if isinstance(value, dict):
+        return value
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(value) or {}
+
+
+def _env_values(env_vars: Any) -> list[tuple[str, str]]:
+    if isinstance(env_vars, dict):
+        return [(str(name), str(value)) for name, value in env_vars.items()]
+    pairs = []
+    for variable in env_vars or []:
+        item = _as_dict(variable)
+        if item.get("value") is not None:
+            pairs.append((str(item.get("name")), str(item["value"])))
+    return pairs
+
+
+def _check_overrides(pool_name: str, settings: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse what would take the pod off its pool, around the platform's checks, or expand $(VAR)."""
+    for key, advice in REFUSED_OVERRIDES.items():
+        if overrides.get(key) is not None:
+            raise ValueError(f"{key} cannot be passed to pod_settings: {advice}")
+    affinity = _as_dict(overrides.get("affinity") or {})
+    if affinity.get("nodeAffinity") or affinity.get("node_affinity"):
+        raise ValueError(f"affinity of pool {pool_name!r}: {NODE_AFFINITY}")
+    account = overrides.get("service_account_name")
+    if account is not None and account != settings["serviceAccountName"]:
+        raise ValueError(
+            f"service_account_name {account!r}: job pods run as {settings['serviceAccountName']!r} (the "
+            "workload namespaces' admission policy refuses any other)"
+        )
+    pools = presets()["pools"]
+    own = {(t.get("key"), t.get("value")) for t in settings.get("tolerations", [])}
+    foreign = {
+        (t.get("key"), t.get("value"))
+        for name, other in pools.items() if name != pool_name
+        for t in other.get("tolerations", [])
+    } - own  # fmt: skip
+    for index, toleration in enumerate(overrides.get("tolerations") or []):
+        item = _as_dict(toleration)
+        key, value, operator = item.get("key"), item.get("value"), item.get("operator") or "Equal"
+        if not key:
+            raise ValueError(
+                f"tolerations[{index}]: a toleration without a key tolerates every taint (pool {pool_name!r})"
+            )
+        if any(k == key and (operator == "Exists" or v == value) for k, v in foreign):
+            raise ValueError(
+                f"tolerations[{index}]: {key}={value if operator != 'Exists' else '*'} is another pool's "
+                f"taint: choose that pool instead of {pool_name!r}"
+            )
+    labels = dict(settings.get("nodeLabels") or {}, **{pool_label_key(): pool_name})
+    pool_keys = {k for other in pools.values() for k in (other.get("nodeLabels") or {})} | {pool_label_key()}
+    for key, value in (overrides.get("node_selector") or {}).items():
+        if key in pool_keys and labels.get(key) != value:
+            raise ValueError(
+                f"node_selector {key}={value}: nodes of pool {pool_name!r} have "
+                f"{key}={labels.get(key, '(unset)')}; choose the pool by name instead"
+            )
+    for name, value in _env_values(overrides.get("env_vars")):
+        if ENV_REFERENCE.search(value):
+            raise ValueError(
+                f"env_vars {name}: {value!r} contains $( which Kubernetes expands to another variable's "
+                "value; write $$( for a literal $("
+            )
+
+
 def _merge(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Caller keyword arguments on top of the pool's: mappings and lists merge, the rest replaces."""
     merged = dict(settings)
@@ -139,6 +260,9 @@ def _merge(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
             merged[key] = {**(value or {}), **(settings.get(key) or {})}
         elif key in MERGED_LISTS:
             merged[key] = [*(settings.get(key) or []), *(value or [])]
+        elif key == "affinity":
+            # The author's pod (anti-)affinity next to the pool's node affinity (checked: no nodeAffinity).
+            merged[key] = {**_as_dict(value or {}), **(settings.get(key) or {})}
         elif key == "callbacks":
             from .metrics import merge_callbacks
 
@@ -179,7 +303,8 @@ def pod_settings(
 
     settings = _pool(pool)
     defaults = presets().get("podDefaults", {})
-    merged_resources = _resources(settings, resources)
+    merged_resources = _resources(pool, settings, resources)
+    _check_overrides(pool, settings, overrides)
     _check_required_devices(pool, settings, merged_resources)
     base: dict[str, Any] = {
         "namespace": settings["namespace"],
