@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from scripts import config, registry
+from scripts import config, images, registry
+from scripts.common import run
 from scripts.images import image_tag
 
 pytestmark = [
@@ -28,11 +29,25 @@ PULL_SECRET = "registry-pull"
 
 @pytest.fixture(scope="module")
 def pushed_image() -> str:
-    """clickhouse-tools (a platform image) pushed to the running registry with the generated credential."""
+    """A probe image pushed to the running registry with the generated credential: clickhouse-tools (a
+    platform image) plus a label, so that it has an image ID of its own.
+
+    Why not clickhouse-tools itself: the kubelet (KubeletEnsureSecretPulledImages, on by default since
+    Kubernetes 1.35) remembers the image IDs it pulled with a credential and from then on makes every
+    pod on that node using the same image ID pull it again. Pulling the platform's own image here left
+    the job pods of the rest of the suite (which run `kind load`ed images with no credential) in
+    ErrImagePull on that node."""
     registry.up()
     registry.login()
     tools = [image for image in config.images() if image.name == "clickhouse-tools"]
-    (target,) = registry.push_images(image_tag(), only=tools)
+    tag = image_tag()
+    if not images.image_exists(tools[0].ref(tag)):
+        images.build(tools, tag)
+    target = f"{config.REGISTRY_HOST}/{config.repository_prefix()}/registry-pull-probe:{tag}"
+    dockerfile = f"FROM {tools[0].ref(tag)}\nLABEL airflow-platform.io/purpose=registry-pull-test\n"
+    run("docker", "build", "--quiet", "--tag", target, "-", input=dockerfile, capture=True)
+    assert images.image_id(target) != images.image_id(tools[0].ref(tag)), "the probe needs its own image ID"
+    run("docker", "push", target, capture=True, env=registry.client_env())
     return target
 
 
