@@ -103,7 +103,8 @@ def executor_pod_template(manifests: list[Manifest]) -> Manifest:
 
 
 def airflow_cfg(manifests: list[Manifest], namespace: str = NAMESPACE) -> dict[str, dict[str, str]]:
-    parser = configparser.ConfigParser(interpolation=None)
+    # interpolating, as Airflow's own parser does: a stray % in the rendered file fails here too
+    parser = configparser.ConfigParser()
     parser.read_string(find(manifests, "ConfigMap", f"{RELEASE}-config", namespace)["data"]["airflow.cfg"])
     return {section: dict(parser[section]) for section in parser.sections()}
 

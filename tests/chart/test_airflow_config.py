@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -163,3 +164,35 @@ def test_airflow_cfg_passes_airflow_config_lint(manifests: list[Manifest], tmp_p
     issues = [line for line in result.stdout.splitlines() if line.strip().startswith("- ")]
     # the only note: KubernetesExecutor differs from Airflow's default executor, on purpose
     assert [issue for issue in issues if "default value of `executor`" not in issue] == []
+
+
+PERCENT_VALUES = {
+    "log_format": "[%(asctime)s] %(levelname)s - %(message)s",  # a Python logging format
+    "simple_log_format": "100% done %",  # lone percent signs
+    "log_filename_template": "%%already-doubled%%",  # a user who escaped it themselves gets it literally
+}
+
+
+def test_percent_signs_in_airflow_config_reach_airflow_literally(tmp_path) -> None:
+    """airflow.cfg interpolates %(name)s: a raw % stopped Airflow's start (InterpolationMissingOptionError
+    at logging set-up). Airflow's own config parser reads each value back exactly as given."""
+    sets = [f"--set-string=airflow.config.logging.{key}={value.replace(',', chr(92) + ',')}"
+            for key, value in PERCENT_VALUES.items()]  # fmt: skip
+    manifests = render("values.yaml", *sets)
+    assert {key: airflow_cfg(manifests)["logging"][key] for key in PERCENT_VALUES} == PERCENT_VALUES
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text(find(manifests, "ConfigMap", f"{RELEASE}-config", NAMESPACE)["data"]["airflow.cfg"])
+    program = (
+        "import json; from airflow.configuration import conf; "
+        f"print(json.dumps({{k: conf.get('logging', k) for k in {sorted(PERCENT_VALUES)!r}}}))"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(cfg)}
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == PERCENT_VALUES
