@@ -389,6 +389,14 @@ def _notes(*arguments: str) -> str:
             list(SERVICE_MONITOR_ON),
             "networkPolicies.metricsScraper.from is empty",
         ),
+        (  # a scraper admitted on no port: the policy template renders nothing at all
+            [
+                "--set-json",
+                'networkPolicies.metricsScraper.from=[{"podSelector": {"matchLabels": {"app": "prom"}}}]',
+            ],
+            "networkPolicies.metricsScraper.ports is empty",
+        ),
+        (["--set-json", "networkPolicies.metricsScraper.ports=[9102]"], "metricsScraper.from is empty"),
     ],
 )
 def test_risky_choices_warn_in_notes(arguments: list[str], warning: str) -> None:
