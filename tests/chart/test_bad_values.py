@@ -710,7 +710,18 @@ POOL_DEFINITIONS = [
     _template_case("airflow-pool-slots-unknown-namespace", _json, "presets.airflowPools.slots.team-x", 3),
 ]
 
+# The worker pods' egress to the Kubernetes API: a catch-all prefix would open their egress to everything.
+API_SERVER_CIDRS = [
+    (
+        f"catch-all-{name}",
+        _json("networkPolicies.egress.apiServer.cidrs", [cidr]),
+        "/networkPolicies/egress/apiServer/cidrs/0",
+    )
+    for name, cidr in {"ipv4": "0.0.0.0/0", "ipv6": "::/0", "ipv4-other-base": "10.0.0.0/0"}.items()
+]
+
 CLASSES = {
+    "api-server-cidr": API_SERVER_CIDRS,
     "quantity": QUANTITIES,
     "requests-above-limits": REQUESTS_ABOVE_LIMITS,
     "disruption-budget": DISRUPTION_BUDGETS,
