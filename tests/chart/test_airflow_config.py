@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.facts import IMAGE_REPOSITORIES, WORKER_NAMESPACE
 
@@ -18,8 +21,10 @@ from .rendering import (
     airflow_cfg,
     executor_pod_template,
     find,
+    helm,
     render,
     render_error,
+    template_args,
 )
 
 WORKERS = WORKER_NAMESPACE
@@ -196,3 +201,49 @@ def test_percent_signs_in_airflow_config_reach_airflow_literally(tmp_path) -> No
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == PERCENT_VALUES
+
+
+def airflow_option_metadata() -> dict[tuple[str, str], dict]:
+    """Every option of the pinned Airflow's own config.yml (the venv's Airflow is the image's version)."""
+    import airflow
+
+    config_yml = Path(airflow.__file__).parent / "config_templates" / "config.yml"
+    sections = yaml.safe_load(config_yml.read_text())
+    return {
+        (section, option): meta or {}
+        for section, body in sections.items()
+        for option, meta in (body.get("options") or {}).items()
+    }
+
+
+def test_every_option_airflow_calls_sensitive_is_refused_in_airflow_config() -> None:
+    sensitive = sorted(key for key, meta in airflow_option_metadata().items() if meta.get("sensitive"))
+    assert sensitive, "Airflow's config.yml marks no option sensitive: the test reads the wrong file"
+    for section, option in sensitive:
+        error = render_error("--set-string", f"airflow.config.{section}.{option}=x")
+        assert "secret" in error or "set by the chart" in error, (section, option, error)
+
+
+def test_options_airflow_does_not_call_sensitive_are_not_refused_as_secrets() -> None:
+    """Names the chart's secret pattern matches, but Airflow says hold no secret (a path, a class)."""
+    metadata = airflow_option_metadata()
+    pattern = re.compile(
+        r"(?i)(password|passwd|secret|fernet_key|sql_alchemy_conn|token|credential|api_?key|access_?key|private_?key$|_dsn$)"
+    )
+    harmless = [key for key, meta in metadata.items() if pattern.search(key[1]) and not meta.get("sensitive")]
+    assert ("workers", "secrets_backend") in harmless
+    for section, option in harmless:
+        result = helm(
+            *template_args("values.yaml"), "--set-string", f"airflow.config.{section}.{option}=x", check=False
+        )
+        assert "secrets must not be set" not in result.stderr, (section, option, result.stderr)
+
+
+def test_a_plain_env_value_of_a_sensitive_option_is_refused_and_valuefrom_works() -> None:
+    variable = {"name": "AIRFLOW__SECRETS__BACKEND_KWARGS", "value": '{"role_arn": "x"}'}
+    error = render_error("--set-json", f"airflow.env={json.dumps([variable])}")
+    assert "must not be a plain value" in error, error
+    from_secret = {"name": variable["name"], "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    assert render("values.yaml", "--set-json", f"airflow.env={json.dumps([from_secret])}")
+    plain_class = {"name": "AIRFLOW__WORKERS__SECRETS_BACKEND", "value": "my.Backend"}
+    assert render("values.yaml", "--set-json", f"airflow.env={json.dumps([plain_class])}")

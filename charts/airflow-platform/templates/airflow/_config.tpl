@@ -39,6 +39,32 @@ them, so they override airflow.config and airflow.env may not set them. The secr
 {{- end -}}
 
 {{/*
+Airflow's own word on secrets: the options its config.yml marks `sensitive: true` that the name pattern
+below misses (their values may carry credentials), and options the pattern matches that Airflow does
+not consider sensitive (paths, class names, lengths). tests/chart/test_airflow_config.py checks both
+lists against the pinned Airflow's config.yml.
+*/}}
+{{- define "ap.airflow.sensitiveOptions" -}}
+{{- toJson (dict "core" (list "asset_manager_kwargs") "database" (list "sql_alchemy_engine_args") "logging" (list "remote_task_handler_kwargs") "secrets" (list "backend_kwargs")) -}}
+{{- end -}}
+{{- define "ap.airflow.notSecretOptions" -}}
+{{- toJson (list "core.simple_auth_manager_passwords_file" "database.sql_alchemy_connect_args" "database.sql_alchemy_connect_args_async" "logging.secret_mask_adapter" "logging.min_length_masked_secret" "workers.secrets_backend") -}}
+{{- end -}}
+
+{{/*
+Whether [section] option holds a secret (args: section, option; both lower case): Airflow's sensitive
+options and every name matching ap.airflow.secretOptionPattern, except ap.airflow.notSecretOptions.
+Renders "true" or nothing.
+*/}}
+{{- define "ap.airflow.isSecretOption" -}}
+{{- $sensitive := include "ap.airflow.sensitiveOptions" .ctx | fromJson -}}
+{{- $notSecret := include "ap.airflow.notSecretOptions" .ctx | fromJsonArray -}}
+{{- if has .option (index $sensitive .section | default list) -}}true
+{{- else if and (regexMatch (include "ap.airflow.secretOptionPattern" .ctx) .option) (not (has (printf "%s.%s" .section .option) $notSecret)) -}}true
+{{- end -}}
+{{- end -}}
+
+{{/*
 Option names that hold secrets whatever their section (smtp_password, *_password, *secret*, *token*,
 api keys, access keys, private keys (not jwt_private_key_path), credentials, sentry_dsn, ...).
 */}}
@@ -62,7 +88,7 @@ option given twice in different case and on multi-line values.
 {{- range $option, $value := $options -}}
 {{- $key := printf "airflow.config.%s.%s" $section $option -}}
 {{- $lower := lower $option -}}
-{{- if or (has $lower (index $named $section | default list)) (regexMatch (include "ap.airflow.secretOptionPattern" $) $lower) -}}
+{{- if or (has $lower (index $named $section | default list)) (include "ap.airflow.isSecretOption" (dict "ctx" $ "section" (lower $section) "option" $lower)) -}}
 {{- fail (printf "%s: secrets must not be set in airflow.config (it is a ConfigMap); use the secrets section, externalDatabase.secretName or airflow.env with valueFrom.secretKeyRef" $key) -}}
 {{- end -}}
 {{- if and (eq $section "dag_processor") (eq $lower "dag_bundle_config_list") -}}
@@ -132,7 +158,12 @@ airflow.cfg) nor carry a secret as a plain value: secrets come from valueFrom.
 {{- end -}}
 {{- end -}}
 {{- if and (hasKey $variable "value") (toString $variable.value) -}}
-{{- if or (regexMatch (include "ap.airflow.secretOptionPattern" $.ctx) $lower) (regexMatch "(token|credential|private_?key|api_?key|access_?key)" $lower) (hasPrefix "airflow_conn_" $lower) -}}
+{{- $option := dict "secret" (or (regexMatch (include "ap.airflow.secretOptionPattern" $.ctx) $lower) (regexMatch "(token|credential|private_?key|api_?key|access_?key)" $lower) (hasPrefix "airflow_conn_" $lower)) -}}
+{{- $parts := splitList "__" (trimPrefix "airflow__" $lower) -}}
+{{- if and (hasPrefix "airflow__" $lower) (eq (len $parts) 2) -}}
+{{- $_ := set $option "secret" (include "ap.airflow.isSecretOption" (dict "ctx" $.ctx "section" (index $parts 0) "option" (index $parts 1))) -}}
+{{- end -}}
+{{- if $option.secret -}}
 {{- fail (printf "%s.value: %s looks like a secret and must not be a plain value (it would be readable in the pod spec); use valueFrom.secretKeyRef" $key $name) -}}
 {{- end -}}
 {{- end -}}
