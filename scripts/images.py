@@ -538,7 +538,8 @@ def prune(tag: str) -> None:
     removed = [
         ref for ref in stale if subprocess.run(["docker", "rmi", ref], capture_output=True).returncode == 0
     ]
-    subprocess.run(["docker", "image", "prune", "-f"], check=True, capture_output=True)
+    # No `docker image prune`: the untagged images it removes include the build stages of the
+    # multi-stage Dockerfiles (the Go compiles of test-servers), the layer cache of the next build.
     log(
         f"pruned {len(removed)} of {len(stale)} stale image refs (kept tags {sorted(keep)}); "
         f"free under Docker's data root {before:.1f} -> {free_gib(docker_root_dir()):.1f} GiB"
