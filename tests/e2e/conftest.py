@@ -7,7 +7,9 @@ client, Kubernetes through its Python client, Helm through its CLI.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -16,12 +18,15 @@ from pathlib import Path
 
 import airflow_client.client as airflow_client
 import pytest
+import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from scripts import config, platform_api
+from scripts.common import wait_until
+from tests.clickhouse.servers import free_port
 from tests.facts import JOBS_NAMESPACE, NAMESPACE, POOL_LABEL, TASK_POD_NAMESPACES
 
 from .bundle_repo import BUNDLE, GIT_SECRET, GIT_SERVICE, Api, Repository
@@ -55,6 +60,40 @@ def airflow_api() -> Iterator[object]:
     platform_api.wait_for_api_server()
     with platform_api.api_client() as api:
         yield api
+
+
+@contextlib.contextmanager
+def port_forward(
+    namespace: str, target: str, port: int, ready_path: str, budget: float = 60
+) -> Iterator[str]:
+    """`kubectl port-forward` to `target` (`service/x`, `pod/x`) port `port`: yields the local base URL
+    once GET `ready_path` answers 2xx, and stops the forward on exit.
+
+    The e2e reads in-cluster servers this way because their NetworkPolicies admit only the platform's
+    own pods, and a port-forward enters through the kubelet rather than the pod network."""
+    local = free_port()
+    process = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(config.KUBECONFIG), "-n", namespace, "port-forward",
+         target, f"{local}:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=config.tool_env(),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{local}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            error = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"kubectl port-forward to {namespace}/{target} exited: {error}")
+        try:
+            return requests.get(f"{url}{ready_path}", timeout=5).ok
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until(answers, f"the port-forward to {namespace}/{target}", budget)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 @dataclass

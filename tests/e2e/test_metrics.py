@@ -4,21 +4,18 @@ data once a DAG with a succeeding and a failing task ran. The DAG arrives throug
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
-import requests
 
-from scripts import config
 from scripts.images import image_tag
-from tests.clickhouse.servers import free_port
 from tests.facts import NAMESPACE, RELEASE, image_ref
 from tests.ops.dashboard import TARGETS, expand
 from tests.ops.prometheus_server import Prometheus
 
 from .bundle_repo import REFRESH_BUDGET, Api, Repository, wait_until
+from .conftest import port_forward
 
 pytestmark = pytest.mark.cluster
 
@@ -41,26 +38,8 @@ with DAG("{dag_id}", schedule=None, catchup=False, tags=["e2e"]) as dag:
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[Prometheus]:
     """The chart's Prometheus through `kubectl port-forward` (its NetworkPolicy admits only Airflow)."""
-    port = free_port()
-    process = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(config.KUBECONFIG), "-n", NAMESPACE, "port-forward",
-         f"service/{RELEASE}-prometheus", f"{port}:9090"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    server = Prometheus(f"http://127.0.0.1:{port}")
-
-    def ready() -> bool:
-        try:
-            return requests.get(f"{server.url}/-/ready", timeout=5).ok
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(ready, "the port-forward to Prometheus", 60)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with port_forward(NAMESPACE, f"service/{RELEASE}-prometheus", 9090, "/-/ready") as url:
+        yield Prometheus(url)
 
 
 @pytest.fixture(scope="module")

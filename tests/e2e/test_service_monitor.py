@@ -24,18 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from scripts import config, platform_api, prometheus_operator
-from tests.clickhouse.servers import free_port
 from tests.facts import AIRFLOW_POOL, NAMESPACE, POOL_LABEL, RELEASE
 from tests.ops.prometheus_server import Prometheus
 from tests.ops.service_monitor import scrape_job
 
 from .bundle_repo import wait_until
+from .conftest import port_forward
 
 pytestmark = pytest.mark.cluster
 
@@ -185,7 +184,6 @@ def scraper(kube: k8s.ApiClient, scrape_config: dict[str, Any]) -> Iterator[Prom
         core.delete_namespace(SCRAPER_NAMESPACE)
         wait_until(lambda: _namespace_gone(core), f"namespace {SCRAPER_NAMESPACE} deleted", 180)
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=SCRAPER_NAMESPACE)))
-    process = None
     try:
         config_map = k8s.V1ConfigMap(
             metadata=k8s.V1ObjectMeta(name="scraper"), data={"prometheus.yml": yaml.safe_dump(scrape_config)}
@@ -199,26 +197,9 @@ def scraper(kube: k8s.ApiClient, scrape_config: dict[str, Any]) -> Iterator[Prom
             return any(c.ready for c in status.container_statuses or [])
 
         wait_until(ready, "the scraper Prometheus ready", 180)
-        port = free_port()
-        process = subprocess.Popen(
-            ["kubectl", "--kubeconfig", str(config.KUBECONFIG), "-n", SCRAPER_NAMESPACE, "port-forward",
-             f"pod/{pod}", f"{port}:9090"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=config.tool_env(),
-        )  # fmt: skip
-        server = Prometheus(f"http://127.0.0.1:{port}")
-
-        def answers() -> bool:
-            try:
-                return requests.get(f"{server.url}/-/ready", timeout=5).ok
-            except requests.ConnectionError:
-                return False
-
-        wait_until(answers, "the port-forward to the scraper", 60)
-        yield server
+        with port_forward(SCRAPER_NAMESPACE, f"pod/{pod}", 9090, "/-/ready") as url:
+            yield Prometheus(url)
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=15)
         core.delete_namespace(SCRAPER_NAMESPACE)
         wait_until(lambda: _namespace_gone(core), f"namespace {SCRAPER_NAMESPACE} deleted", 180)
 
