@@ -14,6 +14,7 @@ local-registry pattern). Credentials come from the pods' imagePullSecrets, not f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +26,9 @@ from scripts import config, registry
 from scripts.common import Logger, docker_answers, run, wait_until
 
 NODE_IMAGE_FILE = config.CACHE / "node-image" / "current-image"
+# What the cluster was made from (node image + kind config), kept inside the control-plane node so a
+# cluster made by another checkout, an older pools.yaml or another node image is not silently reused.
+CONFIG_DIGEST_FILE = "/kind/airflow-platform-config.sha256"
 READY_TIMEOUT_S = 300
 DNS_NAME = "kubernetes.default.svc.cluster.local"
 log = Logger("cluster")
@@ -132,7 +136,36 @@ def nodes_without_registry_mount() -> list[str]:
     ]
 
 
-def reuse_problem() -> str | None:
+def config_digest(image: str, kind_yaml: str) -> str:
+    return hashlib.sha256(f"{image}\n{kind_yaml}".encode()).hexdigest()
+
+
+def control_plane_node() -> str:
+    return f"{config.CLUSTER_NAME}-control-plane"
+
+
+def stored_digest() -> str:
+    """The digest recorded at creation ("" for a cluster made before digests or by hand)."""
+    result = subprocess.run(
+        ["docker", "exec", control_plane_node(), "cat", CONFIG_DIGEST_FILE],
+        capture_output=True,
+        text=True,
+        env=config.tool_env(),
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def record_digest(digest: str) -> None:
+    subprocess.run(
+        ["docker", "exec", "-i", control_plane_node(), "sh", "-c", f"cat > {CONFIG_DIGEST_FILE}"],
+        input=digest,
+        text=True,
+        check=True,
+        env=config.tool_env(),
+    )
+
+
+def reuse_problem(expected_digest: str) -> str | None:
     """Why the existing cluster cannot be reused, or None when it can."""
     stopped = stopped_nodes()
     if stopped:
@@ -143,6 +176,13 @@ def reuse_problem() -> str | None:
             return (
                 f"was made without PLATFORM_REGISTRY=1 ({', '.join(unmounted)} lack {registry.NODE_CERTS_D})"
             )
+    found = stored_digest()
+    if found != expected_digest:
+        made_from = f"config digest {found[:12]}" if found else "no recorded config"
+        return (
+            f"was made from another node image or kind config ({made_from}, this checkout's is "
+            f"{expected_digest[:12]}: node-pools/pools.yaml, registry mode or the checkout changed)"
+        )
     export_kubeconfig()
     try:
         wait_until(api_answers, "the existing cluster's API server to answer /readyz", API_PROBE_S)
@@ -153,8 +193,14 @@ def reuse_problem() -> str | None:
 
 def create_cluster(pools: dict) -> None:
     ensure_inotify_limits()
+    if not NODE_IMAGE_FILE.exists():
+        raise RuntimeError("no node image built yet: run `make node-image` first")
+    image = NODE_IMAGE_FILE.read_text().strip()
+    certs_d = registry_certs_d()
+    kind_yaml = yaml.safe_dump(kind_config(pools, certs_d), sort_keys=False)
+    digest = config_digest(image, kind_yaml)
     if cluster_exists():
-        problem = reuse_problem()
+        problem = reuse_problem(digest)
         if not problem:
             log(f"cluster {config.CLUSTER_NAME} exists and answers: reusing it")
             return
@@ -162,17 +208,13 @@ def create_cluster(pools: dict) -> None:
         # restart, the API server then answers EOF): start over rather than fail later.
         log(f"cluster {config.CLUSTER_NAME} exists but {problem}: recreating it")
         down()
-    if not NODE_IMAGE_FILE.exists():
-        raise RuntimeError("no node image built yet: run `make node-image` first")
-    image = NODE_IMAGE_FILE.read_text().strip()
     kind_file = config.CACHE / f"kind-{config.CLUSTER_NAME}.yaml"
-    certs_d = registry_certs_d()
     if certs_d is not None:
         log(
             f"registry mode: nodes pull {config.REGISTRY_HOST}/... from {config.REGISTRY_CONTAINER} "
             f"({certs_d})"
         )
-    kind_file.write_text(yaml.safe_dump(kind_config(pools, certs_d), sort_keys=False))
+    kind_file.write_text(kind_yaml)
     log(f"creating {config.CLUSTER_NAME} from {image} (config {kind_file.relative_to(config.ROOT)})")
     run(
         "kind",
@@ -189,6 +231,7 @@ def create_cluster(pools: dict) -> None:
         "--wait",
         f"{READY_TIMEOUT_S}s",
     )
+    record_digest(digest)
 
 
 def export_kubeconfig() -> None:
