@@ -50,7 +50,7 @@ def test_callers_add_labels_annotations_env_volumes_without_type_error(presets: 
     env = [k8s.V1EnvVar(name="MODE", value="full")]
     pod = _pod(**pod_settings(
         "ssd", labels={"team": "data"}, annotations={"owner": "data@example.com"}, env_vars=env,
-        volumes=[volume], volume_mounts=[mount], namespace="team-data", on_finish_action="keep_pod",
+        volumes=[volume], volume_mounts=[mount], on_finish_action="keep_pod",
     ))  # fmt: skip
     container = pod.spec.containers[0]
     assert pod.metadata.labels["team"] == "data"
@@ -59,7 +59,7 @@ def test_callers_add_labels_annotations_env_volumes_without_type_error(presets: 
     assert [(e.name, e.value) for e in container.env] == [("MODE", "full")]
     assert [v.name for v in pod.spec.volumes] == ["scratch"]
     assert [m.mount_path for m in container.volume_mounts] == ["/scratch"]
-    assert pod.metadata.namespace == "team-data"
+    assert pod.metadata.namespace == NAMESPACE_OF_POOL["ssd"]
     # Placement is still the pool's.
     assert {t.key for t in pod.spec.tolerations} == {presets["poolLabelKey"]}
 
@@ -79,13 +79,30 @@ def test_on_finish_action_override_reaches_the_operator() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"namespace": "Team_Data"}, "not a Kubernetes namespace"),
+        ({"namespace": "Team_Data"}, "pods of pool 'general' run in"),
+        ({"namespace": "team-data"}, "pods of pool 'general' run in"),
+        ({"namespace": "kube-system"}, "pods of pool 'general' run in"),
+        ({"namespace": ""}, "pods of pool 'general' run in"),
         ({"on_finish_action": "delete"}, "use one of"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pod_settings("general", **override)
+
+
+@pytest.mark.parametrize("pool", sorted(NAMESPACE_OF_POOL))
+def test_another_pools_namespace_is_refused_and_the_pools_own_is_accepted(pool: str) -> None:
+    """A pod in another pool's namespace would run uncounted by that namespace's Airflow pool (or be
+    refused by the worker's RBAC at run time): refused when the DAG is parsed, naming the pool."""
+    resources = GPU if pool == "gpu" else None
+    own = NAMESPACE_OF_POOL[pool]
+    others = set(NAMESPACE_OF_POOL.values()) - {own}
+    assert others, "the kind presets have pools in more than one namespace"
+    for namespace in others:
+        with pytest.raises(ValueError, match=rf"pods of pool '{pool}' run in '{own}'"):
+            pod_settings(pool, namespace=namespace, resources=resources)
+    assert pod_settings(pool, namespace=own, resources=resources)["namespace"] == own
 
 
 def test_default_resources_can_be_removed_or_overridden(presets: dict) -> None:

@@ -216,6 +216,14 @@ def _check_overrides(pool_name: str, settings: dict[str, Any], overrides: dict[s
             f"service_account_name {account!r}: job pods run as {settings['serviceAccountName']!r} (the "
             "workload namespaces' admission policy refuses any other)"
         )
+    namespace = overrides.get("namespace")
+    if namespace is not None and namespace != settings["namespace"]:
+        # The worker's RBAC and the quota that backs this pool's Airflow pool are per namespace: a pod
+        # elsewhere is refused at run time, or runs uncounted in another pool's quota.
+        raise ValueError(
+            f"namespace {namespace!r}: pods of pool {pool_name!r} run in {settings['namespace']!r}; "
+            "choose the pool whose namespace you want instead"
+        )
     pools = presets()["pools"]
     own = {(t.get("key"), t.get("value")) for t in settings.get("tolerations", [])}
     foreign = {
@@ -293,10 +301,12 @@ def pod_settings(
     `resources` merges into the pool's default requests/limits (a None value removes a default), e.g.
     `{"limits": {"nvidia.com/gpu": "1", "cpu": None}}`. Every other KubernetesPodOperator argument can
     be passed too: labels, annotations merge with the pool's; env_vars, volumes, volume_mounts,
-    tolerations, secrets and image_pull_secrets are appended; anything else (namespace,
-    on_finish_action, ...) replaces the pool's value; `callbacks` are added to the platform's (the job pod
-    start latency metric, `airflow_platform_pools.metrics`). `deferrable=True` hands the wait for a long pod
-    to the triggerer (no worker pod held), streaming its log every `logging_interval` seconds.
+    tolerations, secrets and image_pull_secrets are appended; anything else (on_finish_action, ...)
+    replaces the pool's value, except what would leave the pool (namespace, service account, another
+    pool's tolerations or node labels, node affinity), which is refused; `callbacks` are added to the
+    platform's (the job pod start latency metric, `airflow_platform_pools.metrics`). `deferrable=True`
+    hands the wait for a long pod to the triggerer (no worker pod held), streaming its log every
+    `logging_interval` seconds.
     """
     # Imported here: it loads Airflow's provider and metrics modules, which only a DAG file needs.
     from .metrics import JobPodStartLatency
