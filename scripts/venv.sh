@@ -4,15 +4,26 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=../versions.env
 source versions.env
-export AIRFLOW_VERSION  # pip expands ${AIRFLOW_VERSION} in the requirements files
+export AIRFLOW_VERSION
 
 readonly VENV=.venv
 readonly PYTHON="${PYTHON:-python$PYTHON_VERSION}"
 start=$SECONDS
 
 [[ -x "$VENV/bin/python" ]] || { echo "[venv] creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
-"$VENV/bin/pip" install -q --upgrade "pip==$PIP_VERSION"
-echo "[venv] installing requirements/dev.txt and the project's packages"
-"$VENV/bin/pip" install -q -r requirements/dev.txt -e images/clickhouse-tools -e images/airflow/pool-presets
+"$VENV/bin/pip" install -q --upgrade "pip==$PIP_VERSION" "uv==$UV_VERSION"
+echo "[venv] installing requirements/dev.txt and the project's packages (uv $UV_VERSION)"
+# uv installs what pip would (same pins, same resolution) in seconds instead of minutes, but unlike pip
+# it does not expand ${VAR} in requirement files: install from a copy with AIRFLOW_VERSION written in.
+expanded=$(mktemp -d)
+trap 'rm -rf "$expanded"' EXIT
+cp requirements/*.txt "$expanded/"
+sed -i "s/\${AIRFLOW_VERSION}/$AIRFLOW_VERSION/g" "$expanded"/*.txt
+if leftover=$(grep -l '\${' "$expanded"/*.txt); then
+  echo "[venv] requirements use a variable other than AIRFLOW_VERSION: $leftover" >&2
+  exit 1
+fi
+"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+  -r "$expanded/dev.txt" -e images/clickhouse-tools -e images/airflow/pool-presets
 touch "$VENV/.installed"
 echo "[venv] ready in $((SECONDS - start)) s"
