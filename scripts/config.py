@@ -48,6 +48,9 @@ def chart_metadata() -> dict[str, str]:
 # The project's name is the chart's: the default cluster and release name, the prefix of the images
 # only the scripts build (base, kind node parts).
 PROJECT = chart_metadata()["name"]
+# What is keyed by its inputs and slow to make (the node image's Go builds) is cached per machine,
+# not per checkout, so a clean clone (every CI run) starts warm.
+MACHINE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / PROJECT
 
 # Names a person may override per run (e.g. a second cluster next to the first).
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME") or PROJECT

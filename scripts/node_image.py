@@ -3,7 +3,8 @@
 Phases (each cached, each printed with its duration):
   binaries    Kubernetes (scripts/k8s/build-binaries.sh), containerd, CoreDNS, CNI plugins,
               local-path-provisioner (`go install module@version`), etcd, pause and podnet (modules
-              under scripts/node-image/go/), each in .cache/node-image/bin/<name>-<version or hash>.
+              under scripts/node-image/go/), each in
+              ~/.cache/airflow-platform/node-image/bin-<go toolchain>/<name>-<version or hash>.
   rootfs      debootstrap of the node's Debian root filesystem, cached as a tarball, `docker import`ed.
   images      one image per control-plane component, tagged exactly as `kubeadm config images list`
               prints them, plus podnet (CNI + NetworkPolicy), local-path-provisioner and its helper.
@@ -35,7 +36,8 @@ from scripts.common import Logger
 HERE = config.ROOT / "scripts" / "node-image"  # the node's files, Go modules and kube-proxy wrapper
 ROOT = config.ROOT
 CACHE = config.CACHE / "node-image"
-BIN = CACHE / "bin"
+# Binaries are named by version (or source hash) and built by one Go toolchain: shared by checkouts.
+BIN = config.MACHINE_CACHE / "node-image" / f"bin-{config.VERSIONS['GO_TOOLCHAIN_VERSION']}"
 FILES = HERE / "files"
 CURRENT_IMAGE_FILE = CACHE / "current-image"
 KEY_LABEL = "airflow-platform.io/build-key"
@@ -83,7 +85,7 @@ GO_BUILD_FLAGS = ["-trimpath", "-ldflags", "-s -w"]
 
 
 def k8s_binaries() -> Path:
-    out = BIN / f"kubernetes-{K8S_VERSION}"
+    out = BIN / f"kubernetes-{K8S_VERSION}-{digest(ROOT / 'scripts' / 'k8s')}"
     missing = [name for name in K8S_COMMANDS if not (out / name).exists()]
     if missing:
         run(
@@ -96,7 +98,7 @@ def k8s_binaries() -> Path:
 
 
 def go_install(name: str, version: str, *packages: str, tags: str = "") -> Path:
-    """`go install pkg@version` for each package into .cache/node-image/bin/<name>-<version>."""
+    """`go install pkg@version` for each package into BIN/<name>-<version>."""
     out = BIN / f"{name}-{version}"
     binaries = [out / p.rsplit("/", 1)[-1] for p in packages]
     if all(b.exists() for b in binaries):
