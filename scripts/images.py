@@ -329,6 +329,29 @@ def kind_nodes(cluster: str) -> list[str]:
     return result.stdout.split()
 
 
+KIND_ROLE_LABEL = "io.x-k8s.kind.role"
+
+
+def workload_nodes(cluster: str) -> list[str]:
+    """The nodes platform pods can run on: every node but kind's control plane, which kind taints
+    NoSchedule when the cluster has workers and which no platform pod tolerates (loading an image
+    there cost a quarter of the load time for nothing). A cluster of one node is all control plane."""
+    nodes = kind_nodes(cluster)
+    roles = {node: kind_role(node) for node in nodes}
+    workers = [node for node in nodes if roles[node] != "control-plane"]
+    return workers or nodes
+
+
+def kind_role(node: str) -> str:
+    result = subprocess.run(
+        ["docker", "inspect", "-f", f'{{{{index .Config.Labels "{KIND_ROLE_LABEL}"}}}}', node],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
 def node_refs(node: str, image_filter: str) -> list[str]:
     """Image references in the node's containerd (k8s.io namespace) matching a ctr filter."""
     result = subprocess.run(
@@ -430,13 +453,13 @@ def free_gib(path: Path) -> float:
 
 
 def load(images: list[Image], tag: str) -> None:
-    """Puts `images` (built first where missing) into every node of the kind cluster."""
+    """Puts `images` (built first where missing) into every node of the kind cluster that runs pods."""
     cluster = config.CLUSTER_NAME
     missing = [image for image in images if not image_exists(image.ref(tag))]
     if missing:
         log(f"not built yet for tag {tag}: {[image.name for image in missing]}; building them first")
         build(missing, tag)
-    nodes = kind_nodes(cluster)
+    nodes = workload_nodes(cluster)
     if not nodes:
         raise RuntimeError(f"kind cluster {cluster!r} has no nodes; run `make cluster` first")
     free = free_gib(docker_root_dir())

@@ -78,3 +78,22 @@ def test_stale_refs_are_only_the_projects_other_content_tags() -> None:
         "airflow-platform/airflow:0.1.0-927a3c6bbe02",
         "localhost:5001/airflow-platform/clickhouse-tools:0.1.0-927a3c6bbe02",
     ]
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        (
+            {"c-control-plane": "control-plane", "c-worker": "worker", "c-worker2": "worker"},
+            ["c-worker", "c-worker2"],
+        ),
+        ({"c-control-plane": "control-plane"}, ["c-control-plane"]),  # one node: kind leaves it untainted
+        ({"a": "control-plane", "b": "control-plane", "w": "worker"}, ["w"]),  # HA control plane
+    ],
+)
+def test_images_go_only_to_nodes_that_run_pods(
+    monkeypatch: pytest.MonkeyPatch, roles: dict[str, str], expected: list[str]
+) -> None:
+    monkeypatch.setattr(images, "kind_nodes", lambda cluster: list(roles))
+    monkeypatch.setattr(images, "kind_role", roles.__getitem__)
+    assert images.workload_nodes("c") == expected
