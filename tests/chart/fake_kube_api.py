@@ -2,8 +2,9 @@
 
 `helm template` cannot `lookup` without a cluster, and `make test` has none. Helm's dry-run=server
 asks for discovery, maps every rendered kind to a resource, checks whether each object already exists
-and runs the chart's `lookup` calls. This server answers those reads from a dict of existing objects
-(e.g. the Secrets of a previous install), so the real helm binary renders an upgrade.
+and runs the chart's `lookup` calls (one object, or a list). This server answers those reads from a
+dict of existing objects (e.g. the Secrets of a previous install), so the real helm binary renders an
+upgrade.
 Writes are refused: dry-run never writes.
 """
 
@@ -103,9 +104,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, _resource_list(group_version))
         namespace = rest[1] if rest[0] == "namespaces" and len(rest) > 2 else ""
         rest = rest[2:] if namespace else rest
+        if len(rest) == 1 and (listed := self._list(group_version, rest[0], namespace)):
+            return self._send(200, listed)  # as the chart's `lookup` with an empty name asks
         if len(rest) == 2 and (rest[0], namespace, rest[1]) in self.objects:
             return self._send(200, self.objects[(rest[0], namespace, rest[1])])
         return self._not_found()
+
+    def _list(self, group_version: str, resource: str, namespace: str) -> dict[str, Any] | None:
+        """The objects of `resource` in `namespace` (every namespace for a path without one); None
+        for a resource the server does not know."""
+        kind = next((k for name, k, _ in RESOURCES[group_version] if name == resource), None)
+        if kind is None:
+            return None
+        items = [
+            obj for (res, ns, _), obj in sorted(self.objects.items())
+            if res == resource and (not namespace or ns == namespace)
+        ]  # fmt: skip
+        return {"kind": f"{kind}List", "apiVersion": group_version, "metadata": {}, "items": items}
 
     def do_POST(self) -> None:
         self._send(405, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 405})

@@ -1,4 +1,5 @@
-"""Job pods cannot reach what is not theirs (issue #14): RBAC, admission policy, egress, namespaces.
+"""Job pods cannot reach what is not theirs (issue #14): RBAC, egress, namespaces; the admission
+policy has its own file (test_admission_policy.py), which also runs its CEL.
 
 Rendered objects are checked here; tests/e2e/test_hardening.py shows the cluster enforcing them.
 """
@@ -18,10 +19,6 @@ from .test_service_monitor import ON as SERVICE_MONITOR_ON
 
 WORKERS = WORKER_NAMESPACE
 WORKLOADS = (JOBS_NAMESPACE, GPU_JOBS_NAMESPACE)
-LAUNCHERS = {
-    f"system:serviceaccount:{WORKERS}:{RELEASE}-worker",
-    f"system:serviceaccount:{NAMESPACE}:{RELEASE}-triggerer",
-}
 
 
 def _hooks(manifests: list[Manifest]) -> list[Manifest]:
@@ -179,56 +176,6 @@ def test_release_quota_fits_production_with_a_rolling_update() -> None:
                 used[key] = used.get(key, 0) + copies * max(main, init)
     for key, total in used.items():
         assert total <= parse_quantity(hard[key]), (key, total, hard[key])
-
-
-# --- admission policy -------------------------------------------------------------------------------
-
-
-def test_admission_policy_per_workload_namespace(manifests: list[Manifest]) -> None:
-    (policy,) = of_kind(manifests, "ValidatingAdmissionPolicy")
-    spec = policy["spec"]
-    assert spec["failurePolicy"] == "Fail"
-    (condition,) = spec["matchConditions"]
-    for launcher in LAUNCHERS:
-        assert launcher in condition["expression"]
-    expressions = " ".join(v["expression"] for v in spec["validations"])
-    for needle in ("airflow-workload", "secretKeyRef", "secretRef", "imagePullSecrets", "hostPath",
-                   "hostNetwork", "privileged", "oldObject.spec"):  # fmt: skip
-        assert needle in expressions, needle
-    bindings = {
-        b["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: b
-        for b in of_kind(manifests, "ValidatingAdmissionPolicyBinding")
-    }
-    assert set(bindings) == set(WORKLOADS)
-    for namespace, binding in bindings.items():
-        assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-        assert binding["spec"]["validationActions"] == ["Deny"]
-        assert binding["spec"]["paramRef"] == {
-            "name": f"{RELEASE}-job-secrets",
-            "namespace": namespace,
-            "parameterNotFoundAction": "Deny",
-        }
-        find(manifests, "ConfigMap", f"{RELEASE}-job-secrets", namespace)
-
-
-def test_job_secrets_come_from_values_and_the_sync_profiles(kind_manifests: list[Manifest]) -> None:
-    for namespace in WORKLOADS:
-        allowed = find(kind_manifests, "ConfigMap", f"{RELEASE}-job-secrets", namespace)
-        assert set(allowed["data"]) == {"clickhouse-credentials"}  # the sync DAG's profiles
-    listed = render("values.yaml", *_workload(1, "jobSecrets", ["team-a", "team-b"]))
-    allowed = find(listed, "ConfigMap", f"{RELEASE}-job-secrets", GPU_JOBS_NAMESPACE)
-    assert set(allowed["data"]) == {"team-a", "team-b", "clickhouse-credentials"}
-    profile = render(
-        "values.yaml", "--set", "presets.clickhouseSync.profiles.demo-source.secretName=warehouse-reader"
-    )
-    allowed = find(profile, "ConfigMap", f"{RELEASE}-job-secrets", JOBS_NAMESPACE)
-    assert set(allowed["data"]) == {"clickhouse-credentials", "warehouse-reader"}
-
-
-def test_admission_policies_opt_out() -> None:
-    manifests = render("values.yaml", "--set", "admissionPolicies.enabled=false")
-    assert of_kind(manifests, "ValidatingAdmissionPolicy") == []
-    assert of_kind(manifests, "ValidatingAdmissionPolicyBinding") == []
 
 
 # --- egress -----------------------------------------------------------------------------------------

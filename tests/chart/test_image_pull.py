@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests import facts
+from tests.chart.admission import PodRequest, Policy
 from tests.chart.rendering import (
     CHART,
     NAMESPACE,
@@ -30,6 +31,12 @@ CREDENTIALS = (
 )  # fmt: skip
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 EVERY_NAMESPACE = (NAMESPACE, facts.WORKER_NAMESPACE, *facts.WORKLOAD_NAMESPACES)
+# A job pod as an executor worker pod launches it, for the admission policy (tests/chart/admission.py).
+WORKER = f"system:serviceaccount:{facts.WORKER_NAMESPACE}:{RELEASE}-worker"
+JOB_POD_SPEC = {
+    "serviceAccountName": "airflow-workload",
+    "containers": [{"name": "base", "image": "busybox"}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +81,10 @@ def test_job_pods_get_the_secret_from_the_presets_and_the_policy_allows_it(
 ) -> None:
     for namespace in (NAMESPACE, facts.WORKER_NAMESPACE):
         assert presets(with_credentials, namespace)["podDefaults"]["imagePullSecrets"] == [SECRET]
+    policy = Policy.of(with_credentials)
+    spec = {**JOB_POD_SPEC, "imagePullSecrets": [{"name": SECRET}]}
     for namespace in facts.WORKLOAD_NAMESPACES:
-        allowed = next(
-            m for m in of_kind(with_credentials, "ConfigMap")
-            if m["metadata"]["name"] == f"{RELEASE}-job-secrets" and m["metadata"]["namespace"] == namespace
-        )  # fmt: skip
-        assert allowed["data"][SECRET] == "image-pull"
+        assert policy.denials(PodRequest({"metadata": {}, "spec": spec}, namespace, WORKER)) == []
 
 
 def test_named_pull_secrets_reach_every_pod_and_the_allow_list_too() -> None:
@@ -87,10 +92,10 @@ def test_named_pull_secrets_reach_every_pod_and_the_allow_list_too() -> None:
     for label, spec in every_pod_spec(manifests):
         assert spec["imagePullSecrets"] == [{"name": "corp-pull"}, {"name": SECRET}], label
     assert presets(manifests)["podDefaults"]["imagePullSecrets"] == ["corp-pull", SECRET]
-    for allowed in (
-        m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-job-secrets")
-    ):
-        assert {"corp-pull", SECRET} <= set(allowed["data"])
+    policy = Policy.of(manifests)
+    spec = {**JOB_POD_SPEC, "imagePullSecrets": [{"name": "corp-pull"}, {"name": SECRET}]}
+    for namespace in facts.WORKLOAD_NAMESPACES:
+        assert policy.denials(PodRequest({"metadata": {}, "spec": spec}, namespace, WORKER)) == []
 
 
 def test_without_a_credential_nothing_is_added() -> None:

@@ -18,7 +18,6 @@ import base64
 import secrets
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,30 +177,9 @@ def _self_signed_tls(host: str) -> dict[str, str]:
         return {"tls.crt": cert.read_text(), "tls.key": key.read_text()}
 
 
-def _restart_api_server() -> None:
-    """Restarts the kind control plane's kube-apiserver (its kubelet starts the static pod again).
-
-    A Kubernetes bug (kubernetes/kubernetes#130887 and #133827, fix not yet released): once no
-    ValidatingAdmissionPolicyBinding uses a built-in paramKind (ConfigMap) the API server stops that
-    param informer for good, and a policy bound later denies every matched request with "no params
-    found for policy binding" until the API server restarts. test_zz_helm_lifecycle uninstalled the
-    kind release, so this release's job-pod policy refused every job pod (README: Troubleshooting)."""
-    run("docker", "exec", f"{config.CLUSTER_NAME}-control-plane", "pkill", "-x", "kube-apiserver")
-    time.sleep(5)  # the old process must be gone before readiness means anything
-
-    def ready() -> bool:
-        probe = subprocess.run(
-            ["kubectl", "get", "--raw", "/readyz"], capture_output=True, env=config.tool_env()
-        )
-        return probe.returncode == 0
-
-    wait_until(ready, "kube-apiserver ready after its restart", 300)
-
-
 @pytest.fixture(scope="module")
 def installed(core: k8s.CoreV1Api, external_database: str) -> Iterator[str]:
     """The release installed from oci://; yields the chart reference it came from."""
-    _restart_api_server()
     registry.up()
     registry.login()
     tag = image_tag()

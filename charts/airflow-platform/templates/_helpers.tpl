@@ -71,6 +71,29 @@ Services target the names; NetworkPolicies, commands and URLs take the numbers f
 airflow-workload
 {{- end -}}
 
+{{/*
+A CEL literal of a string, or of a list or map of them, for admission-policy expressions: the value's
+JSON. Go's encoder writes a string as "..." with only the escapes \" \\ \b \f \n \r \t and \uXXXX
+(other control characters, <, >, &, U+2028/U+2029; invalid UTF-8 becomes \ufffd), each of which a
+CEL string literal reads the same way: no value can close the literal and append CEL of its own. A list
+is [...] and a map {"key": value}, CEL's own syntax. Anything else (number, boolean, null) fails: CEL
+would read it as another type (1 is an int) and no expression here needs one.
+*/}}
+{{- define "ap.cel.literal" -}}
+{{- include "ap.cel.onlyStrings" . -}}
+{{- toJson . -}}
+{{- end -}}
+
+{{- define "ap.cel.onlyStrings" -}}
+{{- if kindIs "map" . -}}
+{{- range . }}{{ include "ap.cel.onlyStrings" . }}{{ end -}}
+{{- else if kindIs "slice" . -}}
+{{- range . }}{{ include "ap.cel.onlyStrings" . }}{{ end -}}
+{{- else if not (kindIs "string" .) -}}
+{{- fail (printf "ap.cel.literal takes strings and lists or maps of them, not %s %v" (kindOf .) .) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* A pod-spec part given as a list/map (rendered with toYaml) or as a YAML string (kept). */}}
 {{- define "ap.asYaml" -}}
 {{- if kindIs "string" . -}}{{ . }}{{- else if . -}}{{ toYaml . }}{{- end -}}
