@@ -10,7 +10,13 @@ from clickhouse_migrate import ddl
 from clickhouse_migrate.catalog import DbObject, ObjectKind
 from clickhouse_migrate.cli import build_parser, setting
 from clickhouse_migrate.connection import Endpoint
-from clickhouse_migrate.copy import partition_condition, partition_literal, remote_function
+from clickhouse_migrate.copy import (
+    CopyTask,
+    partition_condition,
+    partition_literal,
+    remote_function,
+    task_settings,
+)
 from clickhouse_migrate.migrate import Outcome, check_estimates
 from clickhouse_migrate.plan import Selection, build_plan
 from clickhouse_migrate.report import CopyResult, Reporter, escape
@@ -217,3 +223,29 @@ def test_partition_split_follows_the_executing_servers_threads(
     resolved = resolve_split(options, route, build_plan([big], Selection()), Reporter(stream=out))
     assert resolved.partition_split_min_rows == expected
     assert ("one query" in out.getvalue()) == (flag is None and expected == 0)
+
+
+@pytest.mark.parametrize(
+    ("engine", "given", "expected"),
+    [
+        ("MergeTree", {}, {"max_threads": 1}),
+        (
+            "ReplicatedSummingMergeTree",
+            {"optimize_on_insert": 0},
+            {"max_threads": 1, "optimize_on_insert": 0},
+        ),
+        ("MergeTree", {"max_threads": "8"}, {"max_threads": "8"}),  # --setting max_threads=8 wins
+        # parallel inserts (servers >= 20.x) need parallel reads: the user's choice, left as it is
+        ("MergeTree", {"max_insert_threads": "4"}, {"max_insert_threads": "4"}),
+        ("Log", {}, {}),  # nothing sorts on insert: read as the server likes
+        ("Memory", {"max_threads": "3"}, {"max_threads": "3"}),
+    ],
+)
+def test_mergetree_copies_read_in_one_stream(
+    engine: str, given: dict[str, object], expected: dict[str, object]
+) -> None:
+    """A MergeTree copy reads its rows in one stream (already in the sorting key's order part by part, so
+    the destination does not sort them again); a user's max_threads or max_insert_threads turns that
+    off, the other settings are kept."""
+    obj = DbObject(name="t", kind=ObjectKind.TABLE, engine=engine, create_query="")
+    assert task_settings(CopyTask(obj), given) == expected

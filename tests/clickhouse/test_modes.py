@@ -114,36 +114,52 @@ def test_failure_during_the_swap_keeps_the_previous_copies(servers: Servers) -> 
     assert destination.execute("SELECT count() FROM modes_swapfail__migrate_previous.t") == [(100,)]
 
 
+@pytest.mark.parametrize("copy", ["by_partition", "one_query"])
 @pytest.mark.parametrize("moment", ["after_copy", "after_check"])
 @pytest.mark.parametrize("corruption", ["extra_row", "changed_row"])
 def test_a_staged_partition_that_differs_is_not_swapped_in(
     servers: Servers,
     corruption: str,
     moment: str,
+    copy: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The staging copy of the one partition to copy is altered (one row more, or the same count with one
-    row's content changed) right after its copy, or right after the checksum the tool reads of it while
-    the copy still runs: verification refuses it, nothing is swapped in."""
+    """The staging copy of a partition is altered (one row more, or the same count with one row's
+    content changed) right after its copy, or right after the checksum the tool reads of it while the
+    copy still runs: verification refuses it, nothing is swapped in. by_partition: a re-run copies the
+    one partition that changed (2) in its own query, checked as soon as that query finished;
+    one_query: a first run copies the whole table in one query, checked as soon as it finished."""
     from clickhouse_migrate import cli, swap
     from clickhouse_migrate import copy as copy_module
 
-    database = f"modes_corrupt_{corruption}_{moment}"
-    load(servers, database, 4000)
-    assert run_tool(args(servers, database)).returncode == 0
-    destination = servers.destination.client()
-    previous = destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t")
-    servers.source.client().execute(
-        f"INSERT INTO {database}.t SELECT 2, 100000 + number, 'n' FROM numbers(8)"
-    )
+    database = f"modes_corrupt_{corruption}_{moment}_{copy}"
     staging = f"{database}__migrate_staging"
+    destination = servers.destination.client()
+    partition = "2" if copy == "by_partition" else "1"  # x = partition is a row of it (p = x % 4)
+    check = [partition] if copy == "by_partition" else None  # what the tool checks after the copy
+    load(servers, database, 4000)
+    if copy == "by_partition":
+        assert run_tool(args(servers, database)).returncode == 0
+        servers.source.client().execute(
+            f"INSERT INTO {database}.t SELECT 2, 100000 + number, 'n' FROM numbers(8)"
+        )
+        extra: tuple[str, ...] = ("--partition-split-min-rows", "1")
+    else:
+        extra = ("--partition-split-min-rows", "0")
+
+    def destination_table() -> list[tuple[int, int]] | None:
+        if not destination.execute(f"EXISTS TABLE {database}.t")[0][0]:
+            return None  # a first run: nothing to keep
+        return destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t")
+
+    previous = destination_table()
 
     def corrupt() -> None:
         if corruption == "extra_row":
-            destination.execute(f"INSERT INTO {staging}.t SELECT 2, 999999, 'extra'")
+            destination.execute(f"INSERT INTO {staging}.t SELECT {partition}, 999999, 'extra'")
         else:
-            destination.execute(f"ALTER TABLE {staging}.t UPDATE s = 'tampered' WHERE x = 2")
+            destination.execute(f"ALTER TABLE {staging}.t UPDATE s = 'tampered' WHERE x = {partition}")
             while destination.execute(
                 "SELECT count() FROM system.mutations WHERE database = %(db)s AND NOT is_done",
                 {"db": staging},
@@ -156,22 +172,22 @@ def test_a_staged_partition_that_differs_is_not_swapped_in(
 
     def corrupting_copy_task(route, task, settings, reporter):  # type: ignore[no-untyped-def]
         result = real_copy_task(route, task, settings, reporter)
-        if moment == "after_copy" and task.target_database == staging and task.partition == "2":
+        if moment == "after_copy" and task.target_database == staging and task.partition in (partition, None):
             corrupt()
         return result
 
     def corrupting_staged_side(verifier, table, only):  # type: ignore[no-untyped-def]
-        check = real_staged_side(verifier, table, only)
+        fingerprints = real_staged_side(verifier, table, only)
         checked.append(only)
-        if moment == "after_check" and only == ["2"]:
-            assert check.fingerprints["2"].rows > 0  # the partition was checked as it was copied
+        if moment == "after_check" and only == check:
+            assert fingerprints.fingerprints[partition].rows > 0  # the partition was checked
             corrupt()
-        return check
+        return fingerprints
 
     monkeypatch.setattr(swap.Verifier, "_staged_side", corrupting_staged_side)
     monkeypatch.setattr(copy_module, "copy_task", corrupting_copy_task)
     monkeypatch.setenv("CLICKHOUSE_SOURCE_PASSWORD", MIGRATOR_PASSWORD)
-    code = cli.main([*args(servers, database), "--partition-split-min-rows", "1"])
+    code = cli.main([*args(servers, database), *extra])
     captured = capsys.readouterr()
     output = captured.out
     assert code == 10, output + captured.err
@@ -179,8 +195,8 @@ def test_a_staged_partition_that_differs_is_not_swapped_in(
     mismatches = [line for line in output.splitlines() if line.startswith("[mismatch]")]
     assert any(f"t: {kind} source=" in line for line in mismatches), output
     assert "status=not_started" in output
-    assert destination.execute(f"SELECT count(), sum(cityHash64(p, x, s)) FROM {database}.t") == previous
-    assert ["2"] in checked, checked  # the partition was checksummed during the copy
+    assert destination_table() == previous
+    assert check in checked, checked  # the staged check that the corruption came after
 
 
 def test_partitions_checked_during_the_copy_are_not_read_again(
@@ -208,3 +224,40 @@ def test_partitions_checked_during_the_copy_are_not_read_again(
     staged = sorted(only or () for db, only in reads if db == f"{database}__migrate_staging")
     assert staged == [("0",), ("1",), ("2",), ("3",)], reads
     assert [only for db, only in reads if db == database] == [None], reads
+
+
+def writer_blocks(servers: Servers) -> tuple[int, int]:
+    """(insert blocks written, of which already sorted) on the destination since it started."""
+    events = dict(
+        servers.destination.client().execute(
+            "SELECT event, value FROM system.events WHERE event IN "
+            "('MergeTreeDataWriterBlocks', 'MergeTreeDataWriterBlocksAlreadySorted')"
+        )
+    )
+    return events.get("MergeTreeDataWriterBlocks", 0), events.get("MergeTreeDataWriterBlocksAlreadySorted", 0)
+
+
+@pytest.mark.parametrize("execute_on", ["destination", "source"])
+def test_copy_arrives_in_sorting_key_order(servers: Servers, execute_on: str) -> None:
+    """A MergeTree table is read in one stream, part after part in its sorting key's order, so the
+    destination writes every insert block without sorting it again. Read as the server likes (one stream
+    per core, 2 on the test machine), the parts' ranges arrive interleaved and blocks need a sort."""
+    database = f"modes_in_order_{execute_on}"
+    source = servers.source.client()
+    source.execute(f"DROP DATABASE IF EXISTS {database}")
+    source.execute(f"CREATE DATABASE {database}")
+    source.execute(
+        f"CREATE TABLE {database}.t (p UInt8, k UInt32, x UInt64, s String) ENGINE = MergeTree"
+        " PARTITION BY p ORDER BY (k, x)"
+    )
+    source.execute(
+        f"INSERT INTO {database}.t SELECT number % 2, number % 1000, number, toString(number)"
+        " FROM numbers(2000000)"
+    )
+    source.execute(f"OPTIMIZE TABLE {database}.t FINAL")  # one part per partition, sorted by (k, x)
+    blocks_before, sorted_before = writer_blocks(servers)
+    run = run_tool(args(servers, database, "--execute-query-on", execute_on))
+    assert run.returncode == 0, run.stdout + run.stderr
+    blocks, already_sorted = writer_blocks(servers)
+    assert blocks - blocks_before >= 2, "the copy wrote no MergeTree blocks"
+    assert already_sorted - sorted_before == blocks - blocks_before

@@ -211,7 +211,8 @@ def _add_copy_flags(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a setting for the copy queries, e.g. max_network_bandwidth=10000000 (repeatable)",
+        help="a setting for the copy queries, e.g. max_network_bandwidth=10000000 (repeatable); "
+        "max_threads or max_insert_threads replaces the one-stream read of MergeTree tables",
     )
 
 
