@@ -15,6 +15,11 @@ PYTEST := $(VENV)/bin/pytest
 PY := $(VENV)/bin/python
 PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
 STEPS = $(PY_ANY) -m scripts
+# How `make test` runs pytest: on pytest-xdist workers, one per core (at most 4), grouped as
+# tests/conftest.py says (chart tests one by one, a server-starting module or directory whole on one
+# worker). TEST_WORKERS=0 runs serially. `make e2e` never uses workers: its tests share one cluster.
+TEST_WORKERS ?= auto
+TEST_ARGS ?= -n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup -q --durations=15
 # What `make e2e` runs after `make up` (a test can point it at one file).
 E2E_ARGS ?= -m "cluster or docker" --durations=25 tests
 # The chart whose README's Parameters tables readme-generator-for-helm writes (a test points it at a copy).
@@ -30,7 +35,7 @@ up: venv ## Platform on a local kind cluster, sync DAG run once, UI address prin
 	$(PY) -m scripts up
 
 test: venv test-deps tools lint ## All tests that need no cluster (unit + real ClickHouse/Postgres/Airflow/Helm)
-	$(PYTEST) -m "not cluster and not docker" tests
+	$(PYTEST) -m "not cluster and not docker" $(TEST_ARGS) tests
 
 ## --- Local environment ----------------------------------------------------------------------------
 .PHONY: venv test-deps tools prometheus docker lint chart-docs chart-docs-check

@@ -8,8 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from .fake_kube_api import fake_kube_api
 from .rendering import (
     CHART,
@@ -19,6 +17,7 @@ from .rendering import (
     find,
     helm,
     of_kind,
+    parse_manifests,
     pod_specs,
     render,
     render_error,
@@ -73,7 +72,7 @@ def test_named_secrets_make_renders_reproducible() -> None:
     """What Argo CD / Flux do: render twice without a cluster. Nothing random, nothing generated."""
     first, second = template(*EXISTING), template(*EXISTING)
     assert first == second
-    manifests = [doc for doc in yaml.safe_load_all(first) if doc]
+    manifests = parse_manifests(first)
     assert of_kind(manifests, "Secret") == []
 
 
@@ -116,9 +115,7 @@ def test_upgrade_with_every_secret_present_keeps_them(tmp_path: Path) -> None:
     installed = [as_previous_release(s) for s in of_kind(render("values-kind.yaml"), "Secret")]
     result = upgrade_against(installed, tmp_path)
     assert result.returncode == 0, result.stderr
-    upgraded = {
-        (s["metadata"]["name"]): s["data"] for s in of_kind(list(yaml.safe_load_all(result.stdout)), "Secret")
-    }
+    upgraded = {(s["metadata"]["name"]): s["data"] for s in of_kind(parse_manifests(result.stdout), "Secret")}
     assert upgraded == {s["metadata"]["name"]: s["data"] for s in installed}
 
 
@@ -132,7 +129,7 @@ def test_regenerate_missing_is_an_explicit_choice(tmp_path: Path) -> None:
         "secrets.regenerateMissing=true",
     )
     assert result.returncode == 0, result.stderr
-    regenerated = find(list(yaml.safe_load_all(result.stdout)), "Secret", admin, NAMESPACE)
+    regenerated = find(parse_manifests(result.stdout), "Secret", admin, NAMESPACE)
     assert len(base64.b64decode(regenerated["data"]["password"])) >= 16
 
 

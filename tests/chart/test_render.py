@@ -10,7 +10,18 @@ import yaml
 
 from tests.facts import RELEASE
 
-from .rendering import CHART, ROOT, SCENARIOS, Manifest, helm, of_kind, pod_specs
+from .rendering import (
+    CHART,
+    ROOT,
+    SCENARIOS,
+    VALUES_FILES,
+    Manifest,
+    helm,
+    of_kind,
+    parse_manifests,
+    pod_specs,
+    template_args,
+)
 
 KUBERNETES_VERSION = next(
     line.split("=", 1)[1].strip()
@@ -37,6 +48,22 @@ def test_lint_strict(values_file: str) -> None:
         "lint", "--strict", str(CHART), "--namespace", "airflow", "--values", str(CHART / values_file)
     )
     assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_renders_parse_as_the_reference_yaml_parser_reads_them(values_file: str) -> None:
+    """The tests read renders with libyaml for speed: the objects are PyYAML's pure-Python parser's."""
+    text = helm(*template_args(values_file)).stdout
+    assert parse_manifests(text) == [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.mark.parametrize("text", ["a:\t1\n", "a: [1,\t2]\n", "a: {b: 1,\tc: 2}\n", '"a": "x"\t# note\n'])
+def test_streams_the_reference_yaml_parser_refuses_stay_refused(text: str) -> None:
+    """libyaml accepts these tabs; the reference parser, and so parse_manifests, does not."""
+    with pytest.raises(yaml.YAMLError):
+        list(yaml.safe_load_all(text))
+    with pytest.raises(yaml.YAMLError):
+        parse_manifests(text)
 
 
 def test_schema_version_targets_cluster() -> None:

@@ -16,7 +16,18 @@ from cryptography.fernet import Fernet
 from tests.facts import CLICKHOUSE_NAMESPACE, WORKER_NAMESPACE
 
 from .fake_kube_api import fake_kube_api
-from .rendering import CHART, HELM, NAMESPACE, RELEASE, Manifest, find, of_kind, pod_specs, render
+from .rendering import (
+    CHART,
+    HELM,
+    NAMESPACE,
+    RELEASE,
+    Manifest,
+    find,
+    of_kind,
+    parse_manifests,
+    pod_specs,
+    render,
+)
 
 GENERATED = {
     *(
@@ -57,7 +68,7 @@ def render_against_cluster(existing: list[Manifest], workdir: Path, *extra: str)
              "--kubeconfig", str(kubeconfig), *extra],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return parse_manifests(result.stdout)
 
 
 def test_all_expected_secrets_are_generated(kind_manifests: list[Manifest]) -> None:

@@ -122,7 +122,8 @@ def _create_user(live: LiveAirflow, role: str) -> tuple[str, str]:
     """A FAB user of `role`, made with Airflow's own CLI (what an operator runs in the api-server pod)."""
     username, password = f"live-{role.lower()}", secrets.token_urlsafe(16)
     airflow = str(Path(sys.executable).parent / "airflow")
-    command = [airflow, "users", "create", "--role", role, "--username", username, "--password", password]
+    # --password=…: a token_urlsafe password may start with "-", which argparse reads as another option
+    command = [airflow, "users", "create", "--role", role, "--username", username, f"--password={password}"]
     command += ["--email", f"{username}@example.test", "--firstname", role, "--lastname", "Live"]
     result = subprocess.run(command, env=live.env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

@@ -162,7 +162,10 @@ def run_dag(airflow: LiveAirflow, dag_id: str) -> str:
     return run_id
 
 
-@pytest.fixture(scope="session")
+# Package scope: it patches os.environ (the chart's logging and metrics settings) until it ends, which
+# is when tests/ops ends, so no test of another directory (e.g. a live Airflow of tests/dags started after
+# it on the same pytest-xdist worker) inherits them.
+@pytest.fixture(scope="package")
 def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     dags = tmp_path_factory.mktemp("dags")
@@ -182,7 +185,7 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
             yield OpsAirflow(airflow, s3, prometheus, run_dag(airflow, DAG_ID), sql_alchemy_conn)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def job_pod_run(ops_airflow: OpsAirflow) -> str:
     """One run of the job pod probe (its task succeeded); its run id. Only where Prometheus runs."""
     if ops_airflow.prometheus is None:

@@ -48,7 +48,10 @@ def test_local_copy_is_deleted_after_upload(ops_airflow: OpsAirflow) -> None:
     assert not local, f"local task logs kept although delete_local_logs is on: {local}"
 
 
-@pytest.mark.parametrize(("task_id", "expected"), [("say", MARKER), ("fails", f"{MARKER}-failing")])
+# ids by task: MARKER is random per process, and pytest-xdist's workers must collect the same test ids
+@pytest.mark.parametrize(
+    ("task_id", "expected"), [("say", MARKER), ("fails", f"{MARKER}-failing")], ids=["say", "fails"]
+)
 def test_rest_api_reads_the_log_back_from_the_bucket(
     ops_airflow: OpsAirflow, task_id: str, expected: str
 ) -> None:

@@ -1,0 +1,79 @@
+"""Which tests may run side by side when pytest-xdist runs the suite on several workers (`make test`:
+`-n auto --dist loadgroup`); a serial run (`pytest tests/chart/test_x.py`) is left as it is.
+
+Chart tests only run helm on the chart and read what it prints: they spread over the workers one by one.
+Every other test starts or talks to real servers (ClickHouse, PostgreSQL, Airflow, git, S3, SMTP) from
+module-scoped fixtures, and its tests depend on their order (a DAG pushed by one test runs in the next),
+so each such module is one group: it runs whole, in file order, on one worker. A directory whose
+conftest starts servers for all its modules is one group too (SHARED_SERVERS), so they start once. Two
+groups may run at once on two workers: every server listens on a free port and keeps its files in a
+temporary directory of its own, and fixtures that change os.environ end with their directory (package
+scope), so the environment one group sets never reaches a test of another.
+
+The groups are made by the scheduler from the test ids (pytest_xdist_make_scheduler), not by
+`xdist_group` marks: pytest-xdist 3.8 marks a group by renaming the test's node id, which pytest 9 no
+longer lets a plugin do, so its loadgroup scheduling splits every group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).parent
+# Directories whose tests share nothing but read-only inputs: no group, any worker, any order.
+UNGROUPED = frozenset({"chart"})
+# Directories whose conftest starts servers once for all their modules (the fixture it shares).
+SHARED_SERVERS = {
+    "clickhouse": "servers: a source and a destination ClickHouse",
+    "ops": "ops_airflow: Airflow with S3 remote logs (and Prometheus, where built)",
+}
+
+
+def xdist_group(path: Path) -> str | None:
+    """The group of the tests in file `path`: None (ungrouped), its directory or the file itself."""
+    parts = path.resolve().relative_to(TESTS).parts
+    if len(parts) > 1 and parts[0] in UNGROUPED:
+        return None
+    if len(parts) > 1 and parts[0] in SHARED_SERVERS:
+        return parts[0]
+    return "/".join(parts)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Only --dist loadgroup (the scheduler below) keeps a module's ordered tests on one worker: another
+    distribution is refused, unless only chart tests run."""
+    dist = config.getoption("dist", "no")  # "no" also without pytest-xdist, and in a worker
+    if dist not in ("no", "loadgroup") and not _only_chart_tests(config):
+        raise pytest.UsageError(
+            f"--dist {dist} would split the server-starting test modules over the workers: "
+            "use --dist loadgroup (as `make test` does), or run tests/chart alone"
+        )
+
+
+def _only_chart_tests(config: pytest.Config) -> bool:
+    here = config.invocation_params.dir
+    paths = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    return all(path.is_relative_to(TESTS / "chart") for path in paths)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own; no error without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadgroup":
+        return None
+    return _group_scheduler(config, log)
+
+
+def _group_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduler (a scope runs whole on one worker; the largest scopes are handed out
+    first, so the long server groups start while chart tests fill the gaps) with xdist_group's scopes."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = xdist_group(config.rootpath / nodeid.split("::", 1)[0])
+            return nodeid if group is None else group
+
+    return GroupScheduling(config, log)

@@ -1,0 +1,101 @@
+"""`make test` on pytest-xdist workers (tests/conftest.py): what runs side by side and what never does."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_SERVERS, TESTS, xdist_group
+
+# Session- or package-scoped conftest fixtures that may run once per worker: they start no server and
+# write only into the worker's own temporary directory. (Directories of SHARED_SERVERS run whole on
+# one worker; e2e and cluster tests run only in `make e2e`, which never uses workers.)
+PER_WORKER = {
+    "chart": {"values_file", "manifests", "scenario", "scenario_manifests", "kind_manifests"},  # renders
+    "dags": {"presets", "presets_file"},  # a render, and its presets.json in the worker's tmp dir
+    "images": {"image_refs"},  # Docker builds: `docker` marker, so `make e2e` only
+}
+SERIAL_ONLY = {"e2e", "cluster"}
+
+
+@pytest.mark.parametrize(
+    ("path", "group"),
+    [
+        ("chart/test_render.py", None),
+        ("clickhouse/test_migrate.py", "clickhouse"),
+        ("ops/test_dashboard.py", "ops"),
+        ("dags/test_bundles_live.py", "dags/test_bundles_live.py"),
+        ("dags/test_airflow_live.py", "dags/test_airflow_live.py"),
+        ("scripts/test_up.py", "scripts/test_up.py"),
+        ("test_xdist_groups.py", "test_xdist_groups.py"),
+    ],
+)
+def test_chart_tests_spread_and_server_tests_stay_together(path: str, group: str | None) -> None:
+    assert xdist_group(TESTS / path) == group
+
+
+def _wide_fixtures(conftest: Path) -> set[str]:
+    """Names of the session- and package-scoped fixtures a conftest defines."""
+    names = set()
+    for node in ast.walk(ast.parse(conftest.read_text())):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            scope = next((kw.value for kw in getattr(decorator, "keywords", []) if kw.arg == "scope"), None)
+            if isinstance(scope, ast.Constant) and scope.value in ("session", "package"):
+                names.add(node.name)
+    return names
+
+
+def test_every_directory_wide_fixture_is_placed() -> None:
+    """A new session fixture that starts a server must be shared by one worker (SHARED_SERVERS), not
+    started on each: every such fixture outside SHARED_SERVERS is listed as harmless per worker."""
+    unplaced = {}
+    for conftest in sorted(TESTS.glob("*/conftest.py")):
+        directory = conftest.parent.name
+        if directory in SHARED_SERVERS or directory in SERIAL_ONLY:
+            continue
+        extra = _wide_fixtures(conftest) - PER_WORKER.get(directory, set())
+        if extra:
+            unplaced[directory] = sorted(extra)
+    assert unplaced == {}
+    assert _wide_fixtures(TESTS / "ops" / "conftest.py") >= {"ops_airflow"}  # the check reads scopes
+
+
+def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # not this run's
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_distributed_run_keeps_each_module_on_one_worker() -> None:
+    modules = ("tests/scripts/test_down.py", "tests/scripts/test_up.py", "tests/chart/test_helpers.py")
+    result = _pytest("-n", "2", "--dist", "loadgroup", "-v", *modules)
+    assert result.returncode == 0, result.stdout[-3000:]
+    workers = defaultdict(set)
+    for worker, module in re.findall(r"^\[(gw\d+)\] \[ *\d+%\] PASSED (\S+?)::", result.stdout, re.M):
+        workers[module].add(worker)
+    assert set(workers) == set(modules)
+    assert len(workers["tests/scripts/test_down.py"]) == 1
+    assert len(workers["tests/scripts/test_up.py"]) == 1
+
+
+@pytest.mark.parametrize("dist", ["load", "worksteal", "loadfile"])
+def test_a_distribution_that_splits_modules_is_refused(dist: str) -> None:
+    result = _pytest("-n", "2", "--dist", dist, "tests/scripts/test_down.py")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert f"--dist {dist} would split the server-starting test modules" in result.stderr
+
+
+def test_chart_tests_alone_may_use_any_distribution() -> None:
+    result = _pytest("-n", "2", "--dist", "worksteal", "tests/chart/test_helpers.py")
+    assert result.returncode == 0, result.stdout[-3000:]
