@@ -194,7 +194,9 @@ class Api:
 @pytest.fixture(scope="module")
 def api(live: LiveAirflow) -> Api:
     client = Api(live)
+    # the bundles are parsed independently: the git one can be in before the dags folder is
     wait_until(lambda: client.exists("team_versioned"), "team_versioned from the git bundle", 240, live.logs)
+    wait_until(lambda: client.exists(SYNC_DAG), f"{SYNC_DAG} from the dags folder", 240, live.logs)
     return client
 
 
