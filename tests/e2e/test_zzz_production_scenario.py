@@ -33,10 +33,9 @@ from kubernetes.stream import stream
 from scripts import config, platform_api, registry
 from scripts.common import run, wait_until
 from scripts.images import image_tag
-from tests.clickhouse.servers import free_port
 from tests.facts import image_ref
 
-from .conftest import PodPlacement, PodRecorder, SyncRun
+from .conftest import PodPlacement, PodRecorder, SyncRun, port_forward
 from .demo_clickhouse import DemoClickHouse, expected_copy
 from .test_sync_dag import EXPECTED_POOL as SYNC_TASK_POOLS
 
@@ -217,26 +216,9 @@ def base_url(installed: str, core: k8s.CoreV1Api) -> Iterator[str]:
     """The api-server Service through `kubectl port-forward` (no ingress controller on kind)."""
     service = core.read_namespaced_service(f"{RELEASE}-api-server", NAMESPACE)
     port = next(p.port for p in service.spec.ports if p.name == "api")
-    local = free_port()
-    process = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(config.KUBECONFIG), "-n", NAMESPACE, "port-forward",
-         f"service/{RELEASE}-api-server", f"{local}:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=config.tool_env(),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{local}"
-
-    def healthy() -> bool:
-        try:
-            return requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(healthy, "the prod api-server through port-forward", 180)
+    health = "/api/v2/monitor/health"
+    with port_forward(NAMESPACE, f"service/{RELEASE}-api-server", port, health, budget=180) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 # --- FAB users ----------------------------------------------------------------------------------------
