@@ -38,7 +38,7 @@ test: venv test-deps tools lint ## All tests that need no cluster (unit + real C
 	$(PYTEST) -m "not cluster and not docker" $(TEST_ARGS) tests
 
 ## --- Local environment ----------------------------------------------------------------------------
-.PHONY: venv test-deps tools prometheus docker lint chart-docs chart-docs-check
+.PHONY: venv test-deps tools docker lint chart-docs chart-docs-check
 venv: $(VENV)/.installed ## Python environment in .venv (pinned)
 $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml images/airflow/pool-presets/pyproject.toml scripts/venv.sh versions.env
 	scripts/venv.sh
@@ -48,9 +48,6 @@ test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 
 tools: ## kind, helm, kubectl, versitygw, readme-generator-for-helm (pinned) in .tools/bin
 	$(STEPS) tools
-
-prometheus: ## Prometheus 3 in .tools/bin (Go module proxy; a long cold build) for the dashboard query test
-	TOOLS_EXTRA=prometheus $(STEPS) tools
 
 docker: ## A Docker engine that can run privileged containers
 	$(STEPS) docker

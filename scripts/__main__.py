@@ -1,7 +1,7 @@
 """`python -m scripts COMMAND`: every step the Makefile dispatches to (run from the repository root).
 
 up                          the platform on kind, the sync DAG run once (make up)
-tools | docker              pinned kind/helm/kubectl/readme-generator; a Docker engine for kind
+tools | docker              the pinned tools (.tools/bin); a Docker engine for kind
 chart-docs [--check]        regenerate the chart README's Parameters tables (--check: fail if stale)
 node-image                  the kind node image (make node-image)
 cluster | down | kind-config  create (idempotent) / delete the kind cluster; print its config

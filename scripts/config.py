@@ -85,6 +85,7 @@ def tool_env() -> dict[str, str]:
         "PATH": f"{TOOLS_BIN}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(KUBECONFIG),
         "CLUSTER_NAME": CLUSTER_NAME,
+        "MACHINE_CACHE": str(MACHINE_CACHE),
     }
 
 

@@ -10,7 +10,7 @@ SCRIPTS = config.ROOT / "scripts"
 
 
 def tools() -> None:
-    """kind, helm, kubectl, versitygw and readme-generator at their pinned versions in .tools/bin."""
+    """kind, helm, kubectl, versitygw, Prometheus, readme-generator at their pinned versions in .tools/bin."""
     run(SCRIPTS / "tools.sh")
 
 

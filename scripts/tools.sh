@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Puts pinned kind, helm, kubectl, versitygw and readme-generator into .tools/bin. For each tool: keep
-# a matching one already there or on PATH; else download the official release (when GitHub/dl.k8s.io
-# answer); else build it from the Go module proxy (the air-gapped path). TOOLS_SOURCE=download|go
-# forces one path. readme-generator comes from the npm registry instead.
+# Puts pinned kind, helm, kubectl, versitygw, Prometheus and readme-generator into .tools/bin. For each
+# tool: keep a matching one already there, on PATH or in the machine's cache; else download the
+# official release (when GitHub/dl.k8s.io answer); else build it from the Go module proxy (the
+# air-gapped path). TOOLS_SOURCE=download|go forces one path. readme-generator comes from the npm
+# registry instead. Installed binaries are kept in MACHINE_CACHE/tools/<name>-<version> (by version,
+# which every candidate is checked against) so a fresh clone on the same machine copies them instead
+# of spending minutes rebuilding them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT BIN="$ROOT/.tools/bin"
 readonly KIND_VERSION="${KIND_VERSION:?}" HELM_VERSION="${HELM_VERSION:?}" KUBERNETES_VERSION="${KUBERNETES_VERSION:?}"
 readonly TOOLS_SOURCE="${TOOLS_SOURCE:-auto}"
 readonly VERSITYGW_VERSION="${VERSITYGW_VERSION:?}" README_GENERATOR_VERSION="${README_GENERATOR_VERSION:?}"
-mkdir -p "$BIN"
+readonly CACHE="${MACHINE_CACHE:?}/tools"
+mkdir -p "$BIN" "$CACHE"
 
 kind_version() { "$1" version 2>/dev/null | awk '{print $2}'; }
 helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
@@ -17,11 +21,12 @@ kubectl_version() { "$1" version --client -o json 2>/dev/null | jq -r .clientVer
 versitygw_version() { "$1" --version 2>/dev/null | awk '/^Version/ {print $3}'; }
 readme-generator_version() { "$1" --version 2>/dev/null | awk '$1 == "Version:" {print $2}'; }
 
-# has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH first
-# (not readme-generator: a Node.js launcher works only beside its node_modules).
+# has_tool NAME WANT: true when .tools/bin has it at WANT, copying a matching one from PATH or the
+# machine's cache first (not readme-generator: a Node.js launcher works only beside its node_modules).
 has_tool() {
   local name="$1" want="$2" candidate candidates=("$BIN/$1")
-  [[ "$name" == readme-generator ]] || candidates+=("$(PATH="${PATH//$BIN:/}" command -v "$name" || true)")
+  [[ "$name" == readme-generator ]] ||
+    candidates+=("$CACHE/$name-$want" "$(PATH="${PATH//$BIN:/}" command -v "$name" || true)")
   for candidate in "${candidates[@]}"; do
     [[ -x "$candidate" && "$("${name}_version" "$candidate")" == "$want" ]] || continue
     [[ "$candidate" == "$BIN/$name" ]] || cp "$candidate" "$BIN/$name"
@@ -82,8 +87,8 @@ install_readme-generator() {
   ln -sfn ../node/node_modules/.bin/readme-generator "$BIN/readme-generator"
 }
 
-# Prometheus 3 for the dashboard query test (tests/ops/test_dashboard.py), only on request
-# (`make prometheus`, TOOLS_EXTRA=prometheus): from the Go module proxy it is a long cold build.
+# Prometheus 3 for the dashboard, federation and job-pod metric tests of `make test` (tests/ops): from
+# the Go module proxy it is a long cold build, once per machine and version (the cache above).
 prometheus_version() { "$1" --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
 install_prometheus() {
   local ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
@@ -92,8 +97,8 @@ install_prometheus() {
 }
 
 specs=("kind:$KIND_VERSION" "helm:$HELM_VERSION" "kubectl:$KUBERNETES_VERSION" \
-  "versitygw:$VERSITYGW_VERSION" "readme-generator:$README_GENERATOR_VERSION")
-[[ " ${TOOLS_EXTRA:-} " == *" prometheus "* ]] && specs+=("prometheus:${PROMETHEUS_VERSION:?}")
+  "versitygw:$VERSITYGW_VERSION" "prometheus:${PROMETHEUS_VERSION:?}" \
+  "readme-generator:$README_GENERATOR_VERSION")
 for spec in "${specs[@]}"; do
   name="${spec%%:*}" want="${spec#*:}"
   if has_tool "$name" "$want"; then echo "[tools] $name $want ready"; continue; fi
@@ -102,5 +107,7 @@ for spec in "${specs[@]}"; do
   "install_$name"
   got="$("${name}_version" "$BIN/$name")"
   [[ "$got" == "$want" ]] || { echo "[tools] ERROR: $name reports '$got', expected $want" >&2; exit 1; }
+  # copied under a temporary name first: a concurrent clone never finds half a binary
+  [[ "$name" == readme-generator ]] || { cp "$BIN/$name" "$CACHE/.$name-$want.$$" && mv "$CACHE/.$name-$want.$$" "$CACHE/$name-$want"; }
   echo "[tools] $name $want installed in $((SECONDS - start)) s"
 done

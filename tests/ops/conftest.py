@@ -129,7 +129,7 @@ def worker_metrics_env(manifests: list[Manifest], pod_name: str) -> dict[str, st
 class OpsAirflow:
     airflow: LiveAirflow
     s3: S3Server
-    prometheus: Prometheus | None  # None without .tools/bin/prometheus (`make prometheus`)
+    prometheus: Prometheus | None  # None without .tools/bin/prometheus (`make tools`)
     run_id: str
     sql_alchemy_conn: str
 
@@ -190,7 +190,7 @@ def job_pod_run(ops_airflow: OpsAirflow) -> str:
     """One run of the job pod probe (its task succeeded); its run id. Only where Prometheus runs."""
     if ops_airflow.prometheus is None:
         # Prometheus is a long cold build from the Go module proxy, so `make tools` leaves it out.
-        pytest.skip(f"{PROMETHEUS} is missing: run `make prometheus` to run the dashboard queries")
+        pytest.skip(f"{PROMETHEUS} is missing: run `make tools` to run the dashboard queries")
     run_id = run_dag(ops_airflow.airflow, JOB_POD_DAG_ID)
     run = ops_airflow.api("GET", f"/dags/{JOB_POD_DAG_ID}/dagRuns/{run_id}").json()
     assert run["state"] == "success", run

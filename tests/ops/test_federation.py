@@ -4,7 +4,7 @@ request the rendered ServiceMonitor makes (path, params, honor_labels, interval,
 prefix's series arrive with the labels the relay gave them; other series stay behind; Airflow's timers
 (native histograms) only reach a scraper with scrape_native_histograms, as the README says.
 
-Needs .tools/bin/prometheus (`make prometheus`); skipped without it."""
+Needs .tools/bin/prometheus (`make tools`); skipped without it."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def monitor() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def relay() -> Iterator[Prometheus]:
     if not PROMETHEUS.exists():
-        pytest.skip(f"{PROMETHEUS} is missing: run `make prometheus` to federate between real Prometheus")
+        pytest.skip(f"{PROMETHEUS} is missing: run `make tools` to federate between real Prometheus")
     with prometheus_server() as server:
         push(server)
         wait_until(lambda: server.query(COUNTER) and server.query(TIMER), "the OTLP push in the relay", 30)

@@ -66,7 +66,7 @@ os._exit(0)
 
 def test_the_task_process_flushes_the_latency_when_it_exits(tmp_path: Path) -> None:
     if not PROMETHEUS.exists():
-        pytest.skip(f"{PROMETHEUS} is missing: run `make prometheus` to send the metric to a real Prometheus")
+        pytest.skip(f"{PROMETHEUS} is missing: run `make tools` to send the metric to a real Prometheus")
     with prometheus_server() as prometheus:
         manifests = render(
             "values.yaml",
