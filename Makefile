@@ -46,7 +46,7 @@ $(VENV)/.installed: requirements/*.txt images/clickhouse-tools/pyproject.toml im
 test-deps: ## Debian ClickHouse and PostgreSQL servers for integration tests
 	scripts/install-test-deps.sh
 
-tools: ## kind, helm, kubectl, versitygw, readme-generator-for-helm (pinned) in .tools/bin
+tools: ## kind, helm, kubectl, versitygw, Prometheus, readme-generator-for-helm (pinned) in .tools/bin, Go builds cached per machine
 	$(STEPS) tools
 
 docker: ## A Docker engine that can run privileged containers

@@ -189,7 +189,7 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
 def job_pod_run(ops_airflow: OpsAirflow) -> str:
     """One run of the job pod probe (its task succeeded); its run id. Only where Prometheus runs."""
     if ops_airflow.prometheus is None:
-        # Prometheus is a long cold build from the Go module proxy, so `make tools` leaves it out.
+        # only when pytest runs without `make tools` (Prometheus is a long cold build from the Go proxy)
         pytest.skip(f"{PROMETHEUS} is missing: run `make tools` to run the dashboard queries")
     run_id = run_dag(ops_airflow.airflow, JOB_POD_DAG_ID)
     run = ops_airflow.api("GET", f"/dags/{JOB_POD_DAG_ID}/dagRuns/{run_id}").json()

@@ -17,20 +17,21 @@ import pytest
 from scripts import config
 
 VERSIONS = config.VERSIONS
-# what each tool prints for the version query tools.sh makes of it
-VERSION_OUTPUT = {
-    "kind": f"kind {VERSIONS['KIND_VERSION']} go1.26 linux/amd64",
-    "helm": VERSIONS["HELM_VERSION"],
-    "kubectl": json.dumps({"clientVersion": {"gitVersion": VERSIONS["KUBERNETES_VERSION"]}}),
-    "versitygw": f"Version  : {VERSIONS['VERSITYGW_VERSION']}",
-    "prometheus": f"prometheus, version {VERSIONS['PROMETHEUS_VERSION']} (branch: HEAD)",
-}
+# the Go-built tools and the version each must report
 WANT = {
     "kind": VERSIONS["KIND_VERSION"],
     "helm": VERSIONS["HELM_VERSION"],
     "kubectl": VERSIONS["KUBERNETES_VERSION"],
     "versitygw": VERSIONS["VERSITYGW_VERSION"],
     "prometheus": VERSIONS["PROMETHEUS_VERSION"],
+}
+# what each tool prints for the version query tools.sh makes of it
+VERSION_OUTPUT = {
+    "kind": f"kind {WANT['kind']} go1.26 linux/amd64",
+    "helm": WANT["helm"],
+    "kubectl": json.dumps({"clientVersion": {"gitVersion": WANT["kubectl"]}}),
+    "versitygw": f"Version  : {WANT['versitygw']}",
+    "prometheus": f"prometheus, version {WANT['prometheus']} (branch: HEAD)",
 }
 
 
@@ -78,9 +79,15 @@ def cache(root: Path) -> Path:
     return directory
 
 
-def test_a_fresh_clone_copies_every_tool_from_the_machine_cache(sandbox: Path) -> None:
+def cache_tools(root: Path, *, but: str | None = None) -> None:
+    """Every tool at its pinned version in the machine's cache (except `but`), as an earlier clone left it."""
     for name, output in VERSION_OUTPUT.items():
-        fake_tool(cache(sandbox) / f"{name}-{WANT[name]}", output)
+        if name != but:
+            fake_tool(cache(root) / f"{name}-{WANT[name]}", output)
+
+
+def test_a_fresh_clone_copies_every_tool_from_the_machine_cache(sandbox: Path) -> None:
+    cache_tools(sandbox)
     result = run_tools(sandbox)
     assert result.returncode == 0, result.stderr
     assert "installing" not in result.stdout
@@ -91,8 +98,7 @@ def test_a_fresh_clone_copies_every_tool_from_the_machine_cache(sandbox: Path) -
 
 
 def test_a_cached_binary_of_another_version_is_never_used(sandbox: Path) -> None:
-    for name, output in VERSION_OUTPUT.items():
-        fake_tool(cache(sandbox) / f"{name}-{WANT[name]}", output)
+    cache_tools(sandbox)
     # a binary under the right name that reports another version (an older build renamed, a corrupt copy)
     fake_tool(cache(sandbox) / f"helm-{WANT['helm']}", "v3.0.0")
     result = run_tools(sandbox)
@@ -103,9 +109,7 @@ def test_a_cached_binary_of_another_version_is_never_used(sandbox: Path) -> None
 
 
 def test_a_built_tool_is_kept_in_the_cache_for_the_next_clone(sandbox: Path) -> None:
-    for name, output in VERSION_OUTPUT.items():
-        if name != "prometheus":
-            fake_tool(cache(sandbox) / f"{name}-{WANT[name]}", output)
+    cache_tools(sandbox, but="prometheus")
     builder = sandbox / "builder"
     builder.mkdir()
     # `go install` that "builds" prometheus into GOBIN, as the real one does
