@@ -8,9 +8,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
@@ -78,6 +78,31 @@ class Identity:
         )
 
 
+Query = Callable[[str], Sequence[Sequence[Any]]]
+
+
+def read_identity(query: Query, system_table: Callable[[str], str]) -> Identity:
+    """What the server behind `query` says about itself; `system_table` names its system tables (the
+    server's own, or another server's reached through remote())."""
+    rows = query(f"SELECT hostName(), version(), toUInt32(now()) - uptime() FROM {system_table('one')}")
+    host_name, version, started = rows[0]
+    try:
+        paths = query(f"SELECT data_path FROM {system_table('databases')} WHERE name = 'system'")
+    except driver_errors.ServerException:  # not visible to this user: the probe decides
+        paths = []
+    return Identity(
+        host_name=host_name, version=version, started=int(started), data_path=paths[0][0] if paths else ""
+    )
+
+
+class Observed(Protocol):
+    """A server as seen through some connection: what it reports, and the queries it is running."""
+
+    def identity(self) -> Identity: ...
+
+    def has_running(self, query_id: str) -> bool: ...
+
+
 class Server:
     """One server. The source is read-only by construction: it only runs reads and pushes to remote().
 
@@ -137,15 +162,7 @@ class Server:
         return self.run(self._client, sql, params)
 
     def identity(self) -> Identity:
-        rows = self.query("SELECT hostName(), version(), toUInt32(now()) - uptime()")
-        host_name, version, started = rows[0]
-        try:
-            paths = self.query("SELECT data_path FROM system.databases WHERE name = 'system'")
-        except driver_errors.ServerException:  # not visible to this user: the probe decides
-            paths = []
-        return Identity(
-            host_name=host_name, version=version, started=int(started), data_path=paths[0][0] if paths else ""
-        )
+        return read_identity(self.query, lambda table: f"system.{table}")
 
     def has_running(self, query_id: str) -> bool:
         rows = self.query("SELECT count() FROM system.processes WHERE query_id = %(id)s", {"id": query_id})
@@ -212,7 +229,7 @@ class Server:
         self._client.disconnect()
 
 
-def same_server(source: Server, destination: Server) -> bool:
+def same_server(source: Server, destination: Observed) -> bool:
     """Whether the two connections reach one server, by what the servers report, not by address.
 
     Different host names, versions, start times or data paths prove two servers. When they agree (a user

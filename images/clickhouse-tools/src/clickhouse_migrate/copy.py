@@ -25,7 +25,7 @@ from clickhouse_driver import Client
 
 from .cancellation import TRACKER
 from .catalog import DbObject
-from .connection import Endpoint, Server, first_line
+from .connection import Endpoint, Identity, Server, first_line, read_identity
 from .errors import MigrationError
 from .report import CopyResult, Reporter
 from .sql import mask_secret, partition_filter, qualified, quote_identifier, quote_string
@@ -82,6 +82,37 @@ class CopyRoute:
         target_columns = f" ({columns})" if task.columns else ""
         target = qualified(database, table)
         return f"INSERT INTO {target}{target_columns} SELECT {columns} FROM {origin}{condition}"
+
+
+@dataclass(frozen=True)
+class RouteEnd:
+    """The server at the far end of a route, as the executing server reaches it through remote().
+
+    Not necessarily the server this tool reached under the same address: a name can resolve to another
+    server from where the executing server stands (its own DNS, /etc/hosts, `localhost`, a Kubernetes
+    short Service name resolved in the server's namespace instead of the job pod's)."""
+
+    route: CopyRoute
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.route.destination if self.route.push else self.route.source
+
+    @property
+    def secure(self) -> bool:
+        return self.route.push and self.endpoint.secure
+
+    def system_table(self, table: str) -> str:
+        return remote_function(self.endpoint, "system", table, secure=self.secure)
+
+    def identity(self) -> Identity:
+        return read_identity(self.route.executor.query, self.system_table)
+
+    def has_running(self, query_id: str) -> bool:
+        rows = self.route.executor.query(
+            f"SELECT count() FROM {self.system_table('processes')} WHERE query_id = %(id)s", {"id": query_id}
+        )
+        return bool(rows[0][0])
 
 
 def remote_function(endpoint: Endpoint, database: str, table: str, *, secure: bool) -> str:

@@ -11,7 +11,7 @@ from clickhouse_driver import Client
 from . import ddl, swap
 from .catalog import DbObject, ObjectKind, read_catalog
 from .connection import Endpoint, Server, first_line, same_server
-from .copy import CopyRoute, CopyTask, copy_in_parallel, partition_tasks, remote_function
+from .copy import CopyRoute, CopyTask, RouteEnd, copy_in_parallel, partition_tasks, remote_function
 from .errors import ExitCode, MigrationError
 from .plan import Plan, Selection, build_plan
 from .report import CopyResult, Reporter
@@ -165,6 +165,27 @@ def check_route_reachable(options: Options, route: CopyRoute) -> None:
         ) from error
 
 
+def check_route_target(route: CopyRoute, source: Server, destination: Server) -> None:
+    """remote() of the executing server must reach the other server, not lead back to itself.
+
+    A host name can mean another server to the executing server than to this tool: then the source
+    pushing to `remote(destination)` would insert into its own tables (the copy doubles the source), and
+    the destination pulling from `remote(source)` would copy itself. Refused unless the tool too reaches
+    one server under both names (a copy between two databases of one server)."""
+    other = RouteEnd(route)
+    if not same_server(route.executor, other) or same_server(source, destination):
+        return
+    executor, address = route.executor.endpoint, other.endpoint.address
+    raise MigrationError(
+        ExitCode.SAME_SOURCE_AND_DESTINATION,
+        f"{executor.role} {executor.address} reaches itself through remote('{address}'), while this tool "
+        f"reaches another server at {address}: the address means different servers to the two (DNS, "
+        f"/etc/hosts, localhost, a Kubernetes short Service name); refusing to copy {executor.role} onto "
+        f"itself. Give the {other.endpoint.role} an address that names the same server everywhere (e.g. a "
+        "fully qualified name)",
+    )
+
+
 def check_copy_settings(options: Options, route: CopyRoute) -> None:
     known = route.executor.features.settings
     unknown = sorted(name for name in options.settings if name not in known)
@@ -213,6 +234,7 @@ def plan_migration(options: Options, source: Server, destination: Server, report
     )
     check_remote_database_names(options, route, remote_databases)
     check_route_reachable(options, route)
+    check_route_target(route, source, destination)
     selection = options.selection
     if selection.migrate_dicts and not source.features.ddl_dictionaries:
         reporter.event(
