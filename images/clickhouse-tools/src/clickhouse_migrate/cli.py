@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import sys
@@ -22,6 +23,8 @@ MAX_PARALLELISM = 64
 RESERVED_DATABASES = frozenset({"system", "default", "information_schema"})
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+# A label of a host name; `_` too, as container runtimes' DNS names (Docker Compose services) have it.
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
 def yes_no(value: str) -> bool:
@@ -31,6 +34,31 @@ def yes_no(value: str) -> bool:
     if lowered in ("n", "no", "false", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected y or n, got {value!r}")
+
+
+def host(value: str) -> str:
+    """A host name or an IP address (IPv6 bare or in brackets), nothing else.
+
+    The value goes to the driver and, with the port, into remote('host:port', ...) on the other server,
+    which also reads `a,b` as two shards, `{a,b}` and `a|b` as patterns: a port, a user, a path, spaces
+    or such characters would fail later as "cannot reach" (retried) or address other servers."""
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None
+    if address is not None and (bare == value or address.version == 6):
+        return bare
+    name = value.removesuffix(".")
+    labels = name.split(".")
+    if 0 < len(name) <= 253 and all(map(_HOST_LABEL.match, labels)):
+        return value
+    if value.count(":") == 1 and value.rsplit(":", 1)[1].isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: give the port with its own --*-port flag")
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a host name or IP address (letters, digits, - and _ in dot-separated labels; "
+        "an IPv6 address bare or in [brackets]; no user@, :port, /path, spaces or commas)"
+    )
 
 
 def port(value: str) -> int:
@@ -116,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
     for role in ("source", "destination"):
         group = parser.add_argument_group(role)
-        group.add_argument(f"--{role}-host", required=True, type=non_empty)
+        group.add_argument(
+            f"--{role}-host",
+            required=True,
+            type=host,
+            help="host name or IP address (IPv6 bare or [in brackets])",
+        )
         group.add_argument(
             f"--{role}-port", type=port, default=9000, help="native protocol port (default 9000)"
         )

@@ -49,7 +49,9 @@ class Endpoint:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """host:port as remote() reads it (an IPv6 address in brackets: its colons are not the port's)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 def first_line(error: BaseException) -> str:

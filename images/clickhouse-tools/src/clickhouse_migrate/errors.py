@@ -23,14 +23,16 @@ class ExitCode(IntEnum):
 EXIT_CODE_HELP = """exit codes:
   0  success
   1  unexpected error
-  2  bad command line, or a reserved destination database (nothing was contacted)
+  2  bad command line, a reserved destination database, or a host that is no host name or IP address
+     (nothing was contacted)
   3  a server is unreachable, or the executing server cannot reach the other through remote() (retryable)
   4  authentication failed
   5  the source database does not exist
   6  destination is the same server and database as the source (compared by what the servers report), or
      the executing server's remote() leads back to itself while the tool reaches another server there
   7  a server lacks a requested feature (DDL dictionaries before 19.17, remoteSecure() on 18.16, a --setting
-     it does not know, remote() of a dotted database on an old server, pushing MATERIALIZED from 18.16)
+     it does not know, remote() of a dotted database or of an IPv6 address on an old server, pushing
+     MATERIALIZED from 18.16)
   8  --tables names unknown objects, the objects have a dependency cycle, or a materialized view writes TO a
      database the destination lacks
   9  creating or copying at least one object failed (all failures are listed)

@@ -158,6 +158,13 @@ def check_route_reachable(options: Options, route: CopyRoute) -> None:
         reason = mask_secret(
             mask_secret(first_line(error), options.source.password), options.destination.password
         )
+        if f"Host not found: [{other.host}]" in reason:
+            # Old servers (18.16) take `[` as part of the name: no IPv6 address reaches remote() there.
+            raise MigrationError(
+                ExitCode.UNSUPPORTED,
+                f"{route.executor.endpoint.role} server {route.executor.features.version} cannot address the "
+                f"IPv6 address {other.address} in remote(): give the {other.role} a host name",
+            ) from error
         raise MigrationError(
             ExitCode.UNREACHABLE,
             f"{route.executor.endpoint.role} {route.executor.endpoint.address} cannot reach {other.role} "
