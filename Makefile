@@ -17,11 +17,14 @@ PY_ANY = $(if $(wildcard $(PY)),$(PY),python3)
 STEPS = $(PY_ANY) -m scripts
 # How `make test` runs pytest: on pytest-xdist workers, one per core (at most 4), grouped as
 # tests/conftest.py says (chart tests one by one, a server-starting module or directory whole on one
-# worker). TEST_WORKERS=0 runs serially. `make e2e` never uses workers: its tests share one cluster.
+# worker). TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= auto
 TEST_ARGS ?= -n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup -q --durations=15
-# What `make e2e` runs after `make up` (a test can point it at one file).
-E2E_ARGS ?= -m "cluster or docker" --durations=25 tests
+# What `make e2e` runs after `make up` (a test can point it at one file): three workers, one per lane of
+# tests/conftest.py E2E_LANES (the kind release, the production-shaped release beside it, Docker and
+# bare-node tests), each lane whole and in order on its worker. E2E_WORKERS=0 runs them one after another.
+E2E_WORKERS ?= 3
+E2E_ARGS ?= -n $(E2E_WORKERS) --dist loadgroup -m "cluster or docker" --durations=25 tests
 # The chart whose README's Parameters tables readme-generator-for-helm writes (a test points it at a copy).
 CHART_DIR ?= charts/airflow-platform
 

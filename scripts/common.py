@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -54,3 +55,18 @@ def wait_until(predicate: Callable[[], object], what: str, timeout_s: float, int
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(interval_s)
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `lock_file` (created if missing) for the block: steps that change one
+    machine-wide thing (the registry container, its login files) may be run by several processes at
+    once (`make e2e` runs its lanes on parallel workers; two people may run `make push`). The kernel
+    releases the lock when the holder exits, so a killed process leaves no stale lock."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

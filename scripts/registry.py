@@ -39,7 +39,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts import config
-from scripts.common import Logger, docker_answers, run, wait_until
+from scripts.common import Logger, docker_answers, exclusive, run, wait_until
 
 DIR = config.REGISTRY_DIR
 CA_CERT = DIR / "ca.crt"
@@ -58,6 +58,9 @@ DATA_VOLUME = f"{config.REGISTRY_CONTAINER}-data"
 CONFIG_LABEL = "airflow-platform.io/registry-config"
 REGISTRY_UID = 10003  # images/registry/Dockerfile: USER 10003
 NODE_CERTS_D = "/etc/containerd/certs.d"
+# The container is the machine's, so its lock is too: every checkout and e2e lane starts, logs in to and
+# pushes the chart to the same registry (common.exclusive).
+MACHINE_LOCK = config.MACHINE_CACHE / "registry.lock"
 DOCKER_CERTS_D = Path(os.environ.get("DOCKER_CERTS_D", "/etc/docker/certs.d"))
 CHART_REPOSITORY = "charts"  # oci://REGISTRY_HOST/charts/<chart name>
 CA_DAYS = 3650
@@ -316,7 +319,13 @@ def trust_ca_in_docker() -> None:
 
 
 def up() -> None:
-    """The registry container, running and answering (idempotent: an unchanged one is kept)."""
+    """The registry container, running and answering (idempotent: an unchanged one is kept; one caller at
+    a time, so two never replace each other's container)."""
+    with exclusive(MACHINE_LOCK):
+        _up()
+
+
+def _up() -> None:
     start = time.monotonic()
     with log.phase("files (CA, certificate, credential)"):
         ensure_node_files()
@@ -360,6 +369,12 @@ def client_env() -> dict[str, str]:
 
 
 def login() -> None:
+    """docker and helm logins into .cache/registry/ (one writer at a time: each rewrites its file)."""
+    with exclusive(MACHINE_LOCK):
+        _login()
+
+
+def _login() -> None:
     user = credentials()
     DOCKER_CONFIG.mkdir(mode=0o700, exist_ok=True)
     env = client_env()
@@ -402,7 +417,13 @@ def chart_reference() -> str:
 
 
 def push_chart() -> str:
-    """`helm package` the chart and `helm push` it as an OCI artifact; returns the chart's reference."""
+    """`helm package` the chart and `helm push` it as an OCI artifact; returns the chart's reference.
+    One at a time: the package file is replaced by each."""
+    with exclusive(MACHINE_LOCK):
+        return _push_chart()
+
+
+def _push_chart() -> str:
     started = time.monotonic()
     CHART_PACKAGE_DIR.mkdir(exist_ok=True)
     metadata = config.chart_metadata()

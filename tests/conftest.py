@@ -10,6 +10,13 @@ groups may run at once on two workers: every server listens on a free port and k
 temporary directory of its own, and fixtures that change os.environ end with their directory (package
 scope), so the environment one group sets never reaches a test of another.
 
+`make e2e` runs on three workers too, one lane each (E2E_LANES): a lane is a group, so it runs whole, in
+file order, on one worker. The kind release lane holds every test of the release `make up` installed
+(they restart its scheduler, fill its quota, upgrade and finally uninstall it, so none may run beside
+another); the production lane installs its own release in its own namespaces beside it; the third lane
+has what needs only Docker or bare cluster nodes. The machine-wide things two lanes share (the registry
+container and its logins) are locked by scripts.registry.
+
 The groups are made by the scheduler from the test ids (pytest_xdist_make_scheduler), not by
 `xdist_group` marks: pytest-xdist 3.8 marks a group by renaming the test's node id, which pytest 9 no
 longer lets a plugin do, so its loadgroup scheduling splits every group.
@@ -32,9 +39,27 @@ SHARED_SERVERS = {
 }
 
 
+# `make e2e`'s lanes: the first lane whose prefixes (paths under tests/) a file starts with. The production
+# lane's dry run goes first: it removes the namespaces it made before the production release needs them.
+E2E_LANES = {
+    "lane: production release": ("e2e/test_server_dry_run.py", "e2e/test_zzz_production_scenario.py"),
+    "lane: kind release": ("e2e/", "cluster/test_diagnostics.py"),  # diagnostics re-runs `make e2e`
+    "lane: docker and nodes": ("cluster/", "images/", "registry/", "chart/test_containers.py"),
+}
+
+
+def e2e_lane(relative: str) -> str | None:
+    """The e2e lane of the test file at `relative` (a path under tests/), or None."""
+    return next((lane for lane, prefixes in E2E_LANES.items() if relative.startswith(prefixes)), None)
+
+
 def xdist_group(path: Path) -> str | None:
-    """The group of the tests in file `path`: None (ungrouped), its directory or the file itself."""
+    """The group of the tests in file `path`: its e2e lane, None (ungrouped), its directory or the file
+    itself."""
     parts = path.resolve().relative_to(TESTS).parts
+    lane = e2e_lane("/".join(parts))
+    if lane:
+        return lane
     if len(parts) > 1 and parts[0] in UNGROUPED:
         return None
     if len(parts) > 1 and parts[0] in SHARED_SERVERS:

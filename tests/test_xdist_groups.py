@@ -1,4 +1,5 @@
-"""`make test` on pytest-xdist workers (tests/conftest.py): what runs side by side and what never does."""
+"""`make test` and `make e2e` on pytest-xdist workers (tests/conftest.py): what runs side by side and what
+never does."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_SERVERS, TESTS, xdist_group
+from tests.conftest import E2E_LANES, SHARED_SERVERS, TESTS, xdist_group
 
 # Session- or package-scoped conftest fixtures that may run once per worker: they start no server and
 # write only into the worker's own temporary directory. (Directories of SHARED_SERVERS run whole on
-# one worker; e2e and cluster tests run only in `make e2e`, which never uses workers.)
+# one worker; e2e and cluster tests run only in `make e2e`, whose session fixtures run once per lane and
+# only read the cluster, except sync_run: one sync DAG run per lane that uses it.)
 PER_WORKER = {
     "chart": {"values_file", "manifests", "scenario", "scenario_manifests", "kind_manifests"},  # renders
     "dags": {"presets", "presets_file"},  # a render, and its presets.json in the worker's tmp dir
@@ -35,6 +37,13 @@ SERIAL_ONLY = {"e2e", "cluster"}
         ("dags/test_airflow_live.py", "dags/test_airflow_live.py"),
         ("scripts/test_up.py", "scripts/test_up.py"),
         ("test_xdist_groups.py", "test_xdist_groups.py"),
+        ("e2e/test_sync_dag.py", "lane: kind release"),
+        ("e2e/test_zz_helm_lifecycle.py", "lane: kind release"),
+        ("cluster/test_diagnostics.py", "lane: kind release"),
+        ("e2e/test_server_dry_run.py", "lane: production release"),
+        ("e2e/test_zzz_production_scenario.py", "lane: production release"),
+        ("cluster/test_cluster.py", "lane: docker and nodes"),
+        ("chart/test_containers.py", "lane: docker and nodes"),
     ],
 )
 def test_chart_tests_spread_and_server_tests_stay_together(path: str, group: str | None) -> None:
@@ -99,3 +108,42 @@ def test_a_distribution_that_splits_modules_is_refused(dist: str) -> None:
 def test_chart_tests_alone_may_use_any_distribution() -> None:
     result = _pytest("-n", "2", "--dist", "worksteal", "tests/chart/test_helpers.py")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+MARKED_FOR_E2E = re.compile(r"pytest\.mark\.(cluster|docker)\b")
+
+
+def _e2e_files() -> list[Path]:
+    """Test files `make e2e` selects (a `cluster` or `docker` mark), in collection order."""
+    return sorted(path for path in TESTS.rglob("test_*.py") if MARKED_FOR_E2E.search(path.read_text()))
+
+
+def test_every_e2e_file_runs_in_a_lane() -> None:
+    """A test file outside the lanes would be a scope of its own, free to run beside any lane."""
+    assert len(_e2e_files()) > 20  # the check found them
+    outside = [str(path.relative_to(TESTS)) for path in _e2e_files() if xdist_group(path) not in E2E_LANES]
+    assert outside == []
+
+
+def test_make_e2e_runs_one_worker_per_lane() -> None:
+    makefile = (TESTS.parent / "Makefile").read_text()
+    workers = re.search(r"^E2E_WORKERS \?= (\d+)$", makefile, re.M)
+    assert workers and int(workers.group(1)) == len(E2E_LANES)
+    assert re.search(r"^E2E_ARGS \?= -n \$\(E2E_WORKERS\) --dist loadgroup ", makefile, re.M)
+
+
+def _lane_files(lane: str) -> list[str]:
+    return [path.name for path in _e2e_files() if xdist_group(path) == lane]
+
+
+def test_the_kind_release_is_uninstalled_last_in_its_lane() -> None:
+    files = _lane_files("lane: kind release")
+    assert files[0] == "test_diagnostics.py"  # tests/cluster collects before tests/e2e
+    assert files[-1] == "test_zz_helm_lifecycle.py"
+
+
+def test_the_dry_run_removes_its_namespaces_before_the_production_release() -> None:
+    assert _lane_files("lane: production release") == [
+        "test_server_dry_run.py",
+        "test_zzz_production_scenario.py",
+    ]

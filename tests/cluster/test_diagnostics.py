@@ -25,11 +25,17 @@ def failed_e2e(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Com
     result = subprocess.run(
         ["make", "--no-print-directory", "e2e", f"E2E_ARGS={failing} -p no:cacheprovider"],
         cwd=config.ROOT,
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        env={**_outside_xdist(os.environ), "ARTIFACTS_DIR": str(artifacts)},
         capture_output=True,
         text=True,
     )
     return result, artifacts
+
+
+def _outside_xdist(environ: os._Environ[str]) -> dict[str, str]:
+    """The environment without this run's pytest-xdist worker variables (`make e2e` runs on workers), so
+    the nested pytest is a run of its own."""
+    return {key: value for key, value in environ.items() if not key.startswith("PYTEST_XDIST")}
 
 
 def test_make_e2e_fails_and_says_where_the_diagnostics_are(failed_e2e) -> None:

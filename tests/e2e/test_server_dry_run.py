@@ -1,6 +1,7 @@
 """Every values scenario, rendered by `helm template`, is accepted by the kind API server itself
 (`kubectl apply --dry-run=server`): admission, defaulting and the semantic validation no schema has.
-Namespaces a scenario names that the cluster lacks are created for the test and removed afterwards.
+Namespaces a scenario names that the cluster lacks are created for the test and removed (and waited
+for) afterwards.
 
 The kind scenario is what the cluster runs, so it is dry-run as the live release (a no-op patch of
 every object). Every other scenario is rendered as another release in another namespace: as the live
@@ -21,6 +22,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from scripts.common import wait_until
 from tests.chart.rendering import CHART, HELM, NAMESPACE, RELEASE
 from tests.chart.test_render_semantics import ALL_SCENARIOS as SCENARIOS
 from tests.facts import ROOT
@@ -70,6 +72,20 @@ def namespaces(core: k8s.CoreV1Api) -> Iterator[Callable[[set[str]], None]]:
     yield ensure
     for name in created:
         core.delete_namespace(name)
+    # Gone, not only terminating: the production lane installs its release into some of these next
+    # (tests/conftest.py E2E_LANES), and a terminating namespace refuses new objects.
+    for name in created:
+        wait_until(lambda name=name: _absent(core, name), f"namespace {name} to be deleted", 180)
+
+
+def _absent(core: k8s.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

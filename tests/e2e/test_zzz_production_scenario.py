@@ -8,8 +8,8 @@ values-production.yaml), and the same assertions as the kind scenario.
 - an external PostgreSQL in its own namespace, named by a Secret (the chart runs none);
 - FAB logins: a Viewer is refused a trigger (403), an Op may trigger; an Ingress with TLS in front.
 
-It runs after test_zz_helm_lifecycle uninstalled the kind release (alphabetical order), so the 2-CPU
-machine runs one platform at a time; it also works next to the kind release (own release, namespaces).
+It runs in its own `make e2e` lane (tests/conftest.py E2E_LANES), beside the kind release's tests: its own
+release, namespaces and external database, the nodes and the registry shared.
 """
 
 from __future__ import annotations
