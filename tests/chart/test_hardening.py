@@ -344,6 +344,7 @@ def _notes(*arguments: str) -> str:
             "networkPolicies.metricsScraper.ports is empty",
         ),
         (["--set-json", "networkPolicies.metricsScraper.ports=[9102]"], "metricsScraper.from is empty"),
+        (["--namespace", "default"], "the release is in namespace default"),  # no -n: rendered, but warned
     ],
 )
 def test_risky_choices_warn_in_notes(arguments: list[str], warning: str) -> None:

@@ -8,6 +8,14 @@ Templates that take arguments receive a dict with the root context as "ctx".
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+A CronJob's name: at most 52 characters, because its Jobs are named <cronjob>-<11 characters> and a
+Job's name is a label value (63). A release name long enough to reach it (Helm allows 53) is cut.
+*/}}
+{{- define "ap.housekeeping.cronJobName" -}}
+{{- . | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* In-cluster DNS name of a Service. Args: ctx, name, namespace. */}}
 {{- define "ap.cluster.serviceHost" -}}
 {{- printf "%s.%s.svc.%s" .name .namespace .ctx.Values.clusterDomain -}}
@@ -104,15 +112,15 @@ would read it as another type (1 is an int) and no expression here needs one.
 {{ include "ap.selectorLabels" . }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: airflow-platform
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | quote }}
 {{- end -}}
 
 {{/* Labels that select the pods of one component. Args: ctx, component. */}}
 {{- define "ap.selectorLabels" -}}
-app.kubernetes.io/name: {{ .ctx.Chart.Name }}
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/name: {{ .ctx.Chart.Name | quote }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
 {{- end -}}
 
 {{/* Keep policy for data that must outlive the release (see keepOnUninstall). */}}
@@ -160,7 +168,7 @@ chart's version. */}}
 {{- with include "ap.pullCredentials.secretNames" . | fromJsonArray }}
 imagePullSecrets:
 {{- range . }}
-  - name: {{ . }}
+  - name: {{ . | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -356,7 +364,7 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with $settings.priorityClassName }}
-priorityClassName: {{ . }}
+priorityClassName: {{ . | quote }}
 {{- end }}
 {{- with $settings.topologySpreadConstraints }}
 topologySpreadConstraints:
@@ -420,32 +428,32 @@ Args: ctx, namespace, name, key, generate (the random value to use when nothing 
 - name: AIRFLOW_PLATFORM_DB_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.database.postgresSecretName" . }}
-      key: {{ .Values.postgres.existingSecretKey }}
+      name: {{ include "ap.database.postgresSecretName" . | quote }}
+      key: {{ .Values.postgres.existingSecretKey | quote }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   value: {{ printf "postgresql+psycopg2://%s:$(AIRFLOW_PLATFORM_DB_PASSWORD)@%s:%s/%s" .Values.postgres.user (include "ap.cluster.serviceHost" (dict "ctx" . "name" (printf "%s-postgres" (include "ap.fullname" .)) "namespace" .Release.Namespace)) (include "ap.postgres.port" .) .Values.postgres.database | quote }}
 {{- else }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.externalDatabase.secretName }}
-      key: {{ .Values.externalDatabase.secretKey }}
+      name: {{ .Values.externalDatabase.secretName | quote }}
+      key: {{ .Values.externalDatabase.secretKey | quote }}
 {{- end }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "fernetKey") }}
-      key: {{ .Values.secrets.fernetKey.key }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "fernetKey") | quote }}
+      key: {{ .Values.secrets.fernetKey.key | quote }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "jwtSecret") }}
-      key: {{ .Values.secrets.jwtSecret.key }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "jwtSecret") | quote }}
+      key: {{ .Values.secrets.jwtSecret.key | quote }}
 - name: AIRFLOW__API__SECRET_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "apiSecretKey") }}
-      key: {{ .Values.secrets.apiSecretKey.key }}
+      name: {{ include "ap.secrets.name" (dict "ctx" . "name" "apiSecretKey") | quote }}
+      key: {{ .Values.secrets.apiSecretKey.key | quote }}
 {{- end -}}
 
 {{/* Environment every Airflow container shares (control plane and worker pods). */}}
@@ -503,7 +511,7 @@ WTF_CSRF_ENABLED = True
 - name: logs
   mountPath: /opt/airflow/logs
   {{- if eq .Values.airflow.logs.mode "hostPath" }}
-  subPath: {{ .Values.airflow.logs.hostPath.subPath }}
+  subPath: {{ .Values.airflow.logs.hostPath.subPath | quote }}
   {{- end }}
 - name: tmp
   mountPath: /tmp
@@ -520,7 +528,7 @@ WTF_CSRF_ENABLED = True
 - name: logs
   {{- if eq .Values.airflow.logs.mode "none" }}
   emptyDir:
-    sizeLimit: {{ .Values.airflow.logs.emptyDirSizeLimit }}
+    sizeLimit: {{ .Values.airflow.logs.emptyDirSizeLimit | quote }}
   {{- else }}
   persistentVolumeClaim:
     claimName: {{ include "ap.fullname" . }}-logs
@@ -532,8 +540,8 @@ WTF_CSRF_ENABLED = True
 {{/* Init container: wait until `airflow db migrate` (the migration Job) has finished. */}}
 {{- define "ap.airflow.waitForMigrations" -}}
 - name: wait-for-migrations
-  image: {{ include "ap.image" (dict "ctx" . "image" "airflow") }}
-  imagePullPolicy: {{ .Values.images.pullPolicy }}
+  image: {{ include "ap.image" (dict "ctx" . "image" "airflow") | quote }}
+  imagePullPolicy: {{ .Values.images.pullPolicy | quote }}
   command: [airflow, db, check-migrations, --migration-wait-timeout, {{ .Values.airflow.migrationWaitTimeout | quote }}]
   env:
     {{- include "ap.airflow.commonEnv" . | nindent 4 }}
@@ -571,10 +579,10 @@ annotations:
 
 {{/* Pod annotations that roll the pods when their configuration changes. */}}
 {{- define "ap.airflow.podAnnotations" -}}
-checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum }}
-checksum/presets: {{ include (print .Template.BasePath "/pools/presets.yaml") . | sha256sum }}
+checksum/config: {{ include (print .Template.BasePath "/airflow/config.yaml") . | sha256sum | quote }}
+checksum/presets: {{ include (print .Template.BasePath "/pools/presets.yaml") . | sha256sum | quote }}
 {{- if .Values.airflow.logs.remote.enabled }}
-checksum/remote-logs: {{ include "ap.remoteLogs.connection" . | sha256sum }}
+checksum/remote-logs: {{ include "ap.remoteLogs.connection" . | sha256sum | quote }}
 {{- end }}
 {{- end -}}
 
@@ -638,7 +646,7 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 - name: AIRFLOW_CONN_{{ include "ap.remoteLogs.connId" . | upper }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "ap.remoteLogs.secretName" . }}
+      name: {{ include "ap.remoteLogs.secretName" . | quote }}
       key: connection
 {{- $credentials := $remote.credentials -}}
 {{- if and (not $credentials.existingSecret) .Values.airflow.logs.testObjectStore.enabled -}}
@@ -648,13 +656,13 @@ Without one the SDK's default chain (a cloud workload identity) applies.
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
-      name: {{ . }}
-      key: {{ $credentials.accessKeyIdKey }}
+      name: {{ . | quote }}
+      key: {{ $credentials.accessKeyIdKey | quote }}
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ . }}
-      key: {{ $credentials.secretAccessKeyKey }}
+      name: {{ . | quote }}
+      key: {{ $credentials.secretAccessKeyKey | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}

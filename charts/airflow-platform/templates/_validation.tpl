@@ -82,6 +82,21 @@ negative and malformed quantities; the check here keeps the helper safe on its o
 Namespaces: each one the chart manages appears once, and none is the release namespace (the control
 plane) or another's. A pool runs its job pods in exactly one workload namespace (the presets give one).
 */}}
+{{/*
+The release name and namespace (helm install NAME -n NAMESPACE), not values. Helm accepts a dotted
+release name, but Services and Deployments are named after it and must be DNS labels (the API
+server refused them only at install). The release namespace gets a default-deny ingress policy,
+Pod Security labels, a quota and a LimitRange: in kube-system that would cut the cluster DNS off.
+*/}}
+{{- define "ap.validation.release" -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" .Release.Name) -}}
+{{- fail (printf "release name %q: the chart names Services and Deployments after it, so it must be a DNS label (lowercase letters, digits and -, no dots), e.g. airflow-platform" .Release.Name) -}}
+{{- end -}}
+{{- if hasPrefix "kube-" .Release.Namespace -}}
+{{- fail (printf "release namespace %q: a Kubernetes system namespace; the chart puts a default-deny ingress policy, Pod Security labels and a quota on its namespace. Install into a namespace of its own: helm install -n airflow --create-namespace" .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ap.validation.namespaces" -}}
 {{- $workers := .Values.namespaces.workers.name -}}
 {{- if eq $workers .Release.Namespace -}}
@@ -246,6 +261,7 @@ to the chart's, never replace them.
 
 {{/* Every cross-field check of the chart (templates/validate.yaml). */}}
 {{- define "ap.validation.all" -}}
+{{- include "ap.validation.release" . -}}
 {{- include "ap.validation.namespaces" . -}}
 {{- include "ap.validation.images" . -}}
 {{- include "ap.validation.resources" . -}}

@@ -109,18 +109,18 @@ component needs: the dag-processor needs both, the api-server token, the worker 
 {{- $envName := printf "AIRFLOW_CONN_%s" (upper $connId) -}}
 {{- if eq $credentials.type "token" -}}
 {{- $tokenVar := printf "AIRFLOW_PLATFORM_GIT_TOKEN_%s" (upper $connId) }}
-- name: {{ $tokenVar }}
+- name: {{ $tokenVar | quote }}
   valueFrom:
     secretKeyRef:
-      name: {{ $credentials.secretName }}
-      key: {{ $credentials.tokenKey | default "token" }}
+      name: {{ $credentials.secretName | quote }}
+      key: {{ $credentials.tokenKey | default "token" | quote }}
       optional: true
 {{- /* Kubernetes expands $(VAR) from the env above; the JSON around it is rendered by toJson. */}}
-- name: {{ $envName }}
+- name: {{ $envName | quote }}
   value: {{ dict "conn_type" "git" "host" .url "login" ($credentials.username | default "git") "password" (printf "$(%s)" $tokenVar) | toJson | quote }}
 {{- else }}
 {{- $dir := include "ap.bundles.credentialsDir" . }}
-- name: {{ $envName }}
+- name: {{ $envName | quote }}
   value: {{ dict "conn_type" "git" "host" .url "extra" (dict "key_file" (printf "%s/ssh-privatekey" $dir) "known_hosts_file" (printf "%s/known_hosts" $dir) "strict_host_key_checking" "yes") | toJson | quote }}
 {{- end -}}
 {{- end -}}
@@ -132,7 +132,7 @@ component needs: the dag-processor needs both, the api-server token, the worker 
 {{- range .Values.dags.bundles -}}
 {{- if and .credentials (eq .credentials.type "ssh") }}
 - name: git-{{ .name | replace "_" "-" }}
-  mountPath: {{ include "ap.bundles.credentialsDir" . }}
+  mountPath: {{ include "ap.bundles.credentialsDir" . | quote }}
   readOnly: true
 {{- end -}}
 {{- end -}}
@@ -144,13 +144,13 @@ component needs: the dag-processor needs both, the api-server token, the worker 
 {{- if and .credentials (eq .credentials.type "ssh") }}
 - name: git-{{ .name | replace "_" "-" }}
   secret:
-    secretName: {{ .credentials.secretName }}
+    secretName: {{ .credentials.secretName | quote }}
     optional: true
     defaultMode: 0440
     items:
-      - key: {{ .credentials.sshKeyKey | default "ssh-privatekey" }}
+      - key: {{ .credentials.sshKeyKey | default "ssh-privatekey" | quote }}
         path: ssh-privatekey
-      - key: {{ .credentials.knownHostsKey | default "known_hosts" }}
+      - key: {{ .credentials.knownHostsKey | default "known_hosts" | quote }}
         path: known_hosts
 {{- end -}}
 {{- end -}}

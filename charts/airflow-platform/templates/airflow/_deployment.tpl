@@ -12,7 +12,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ $fullname }}-{{ .component }}
-  namespace: {{ $ctx.Release.Namespace }}
+  namespace: {{ $ctx.Release.Namespace | quote }}
   labels:
     {{- include "ap.labels" $labelArgs | nindent 4 }}
 spec:
@@ -28,7 +28,7 @@ spec:
       annotations:
         {{- include "ap.airflow.extendedPodAnnotations" (dict "ctx" $ctx "settings" .settings) | nindent 8 }}
     spec:
-      serviceAccountName: {{ include "ap.airflow.serviceAccountName" $labelArgs }}
+      serviceAccountName: {{ include "ap.airflow.serviceAccountName" $labelArgs | quote }}
       automountServiceAccountToken: {{ .automountToken }}
       enableServiceLinks: false
       {{- include "ap.imagePullSecrets" $ctx | nindent 6 }}
@@ -44,7 +44,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       containers:
-        - name: {{ .component }}
+        - name: {{ .component | quote }}
           image: {{ include "ap.image" (dict "ctx" $ctx "image" "airflow") | quote }}
           imagePullPolicy: {{ $ctx.Values.images.pullPolicy | quote }}
           command:
@@ -96,7 +96,7 @@ apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
   name: {{ $fullname }}-{{ .component }}
-  namespace: {{ $ctx.Release.Namespace }}
+  namespace: {{ $ctx.Release.Namespace | quote }}
   labels:
     {{- include "ap.labels" $labelArgs | nindent 4 }}
 spec:
