@@ -229,6 +229,22 @@ BAD_BUNDLES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("url with %", {**PUBLIC_BUNDLE, "url": "https://git.example.com/a%20b.git"}, "dags/bundles/0/url"),
     ("ssh url with option", {**PUBLIC_BUNDLE, "url": "-oProxyCommand=x@h:p"}, "dags/bundles/0/url"),
+    (
+        "scp-like user is an option",
+        {**PUBLIC_BUNDLE, "url": "-oX@git.example.com:x.git"},
+        "dags/bundles/0/url",
+    ),
+    ("ssh host is an option", {**PUBLIC_BUNDLE, "url": "ssh://-oProxyCommand/x.git"}, "dags/bundles/0/url"),
+    (
+        "ssh user is an option",
+        {**PUBLIC_BUNDLE, "url": "ssh://-oX@git.example.com/x.git"},
+        "dags/bundles/0/url",
+    ),
+    (
+        "ssh url with a password",
+        {**PUBLIC_BUNDLE, "url": "ssh://git:secret@git.example.com/x.git"},
+        "dags/bundles/0/url",
+    ),
     ("ref with ..", {**PUBLIC_BUNDLE, "ref": "main..dev"}, "dags.bundles[0].ref"),
     ("ref starting with -", {**PUBLIC_BUNDLE, "ref": "--upload-pack=x"}, "dags/bundles/0/ref"),
     ("ref ending .lock", {**PUBLIC_BUNDLE, "ref": "main.lock"}, "dags.bundles[0].ref"),
@@ -298,6 +314,21 @@ def names_key(error: str, key: str) -> bool:
     schema_form = "/" + re.sub(r"\[(\d+)\]", r"/\1", key).replace(".", "/")
     chart_form = re.sub(r"/(\d+)(?=/|$)", r"[\1]", key.lstrip("/")).replace("/", ".")
     return any(form in error for form in {key, schema_form, chart_form})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://git@git.example.com/team-b/dags.git",
+        "ssh://git@git.example.com:2222/team-b/dags.git",
+        "ssh://git.example.com/team-b/dags.git",
+        "git@git.example.com:team-b/dags.git",
+    ],
+)
+def test_documented_ssh_url_forms_are_accepted(url: str) -> None:
+    """values.yaml documents ssh://user@host[:port]/path: the schema refused the user part."""
+    bundles = bundle_list(with_bundles({**SSH_BUNDLE, "url": url}))
+    assert bundles[1]["kwargs"]["repo_url"] == url
 
 
 def test_plain_http_is_allowed_when_asked_for() -> None:
