@@ -49,6 +49,11 @@ IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 DATABASE_NAME = rf"^{IDENTIFIER}$(?!\n)"
 # The server's own databases: a run never copies from, drops or overwrites them, whatever the case.
 RESERVED_DATABASES = ("system", "default", "information_schema")
+# The server keeps a database as a file `<name>.sql.tmp` of at most 255 bytes, and the swap strategy also
+# creates `<destination>__migrate_previous`: longer names failed at create_db or in the copy (the tool
+# refuses them too, exit 2).
+MAX_DATABASE = 255 - len(".sql.tmp")
+MAX_SWAP_DESTINATION_DB = MAX_DATABASE - len("__migrate_previous")
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
 # clickhouse-migrate: 3 = a server is unreachable. clickhouse-client (code % 256): 209 socket timeout,
@@ -135,6 +140,12 @@ def check_run(params: dict[str, Any], namespace: str) -> None:
             )
         if params[param].lower() in RESERVED_DATABASES:
             raise AirflowFailException(f"{param} {params[param]!r} is a system database")
+    length = len(params["destination_db"])
+    if length > MAX_DATABASE or (params.get("strategy") == "swap" and length > MAX_SWAP_DESTINATION_DB):
+        raise AirflowFailException(
+            f"destination_db is {length} characters long: at most {MAX_DATABASE}, {MAX_SWAP_DESTINATION_DB} "
+            "with strategy swap (the server's file name limit; swap also creates <name>__migrate_previous)"
+        )
     if source.get("secure"):
         raise AirflowFailException(
             f"source profile {params['source_profile']!r} uses TLS: clickhouse-migrate connects to the "
@@ -269,7 +280,7 @@ def _params() -> dict[str, Param]:
             description=f"{side} server: one of the endpoint profiles the platform defines",
         )  # fmt: skip
         params[f"{side}_db"] = Param(
-            defaults["database"], type="string", pattern=DATABASE, maxLength=255,
+            defaults["database"], type="string", pattern=DATABASE, maxLength=MAX_DATABASE,
             description=f"{side} database (letters, digits, _; never system, default, INFORMATION_SCHEMA)",
         )  # fmt: skip
     params["strategy"] = Param(
@@ -286,6 +297,7 @@ check_run(
         "source_db": SYNC["source"]["database"],
         "destination_profile": SYNC["destination"]["profile"],
         "destination_db": SYNC["destination"]["database"],
+        "strategy": SYNC["strategy"],
     },
     presets()["pools"][CLIENT_POOL]["namespace"],
 )

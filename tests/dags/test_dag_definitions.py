@@ -320,3 +320,32 @@ def test_pod_specs_are_valid_kubernetes_objects(sync_dag: Any) -> None:
         pod = rendered_pod(sync_dag, task_id)
         assert isinstance(pod, k8s.V1Pod)
         assert pod.spec.containers[0].name == "base"
+
+
+@pytest.mark.parametrize("param", PARAMS)
+@pytest.mark.parametrize("value", [["demo"], None, True, 5, {"name": "demo"}], ids=repr)
+def test_a_param_of_another_json_type_is_refused(sync_dag: Any, param: str, value: Any) -> None:
+    with pytest.raises(ParamValidationError):
+        resolve(sync_dag, param, value)
+
+
+@pytest.mark.parametrize("param", ["source_db", "destination_db"])
+def test_a_database_longer_than_the_server_holds_is_refused(sync_dag: Any, param: str) -> None:
+    """The server keeps each database as a file `<name>.sql.tmp` of at most 255 bytes (the run used to
+    pass the preflight and fail at create_db, after the drop)."""
+    longest = "d" * 247
+    assert resolve(sync_dag, param, longest) == longest
+    with pytest.raises(ParamValidationError):
+        resolve(sync_dag, param, longest + "d")
+
+
+def test_swap_refuses_a_destination_too_long_for_its_previous_copy(sync_dag: Any, sync: Any) -> None:
+    """swap also creates `<destination>__migrate_previous`: 229 characters at most."""
+    for task_id in ("preflight", "create_db", "migrate_data"):
+        task = sync_dag.get_task(task_id)
+        swap = run_params(sync_dag, strategy="swap", destination_db="d" * 230)
+        with pytest.raises(AirflowFailException, match="at most 247, 229 with strategy swap"):
+            task._pre_execute_hook({"params": swap, "task": task})
+        for fits in (run_params(sync_dag, strategy="swap", destination_db="d" * 229),
+                     run_params(sync_dag, strategy="recreate", destination_db="d" * 247)):  # fmt: skip
+            task._pre_execute_hook({"params": fits, "task": task})

@@ -12,15 +12,18 @@ from collections.abc import Sequence
 from . import cancellation
 from .connection import Endpoint
 from .errors import EXIT_CODE_HELP, ExitCode, MigrationError
-from .migrate import DEFAULT_SPLIT_ROWS, SPLIT_MIN_THREADS, Options, run
+from .migrate import DEFAULT_SPLIT_ROWS, SPLIT_MIN_THREADS, Options, previous_database, run, staging_database
 from .plan import Selection
 from .report import Reporter, escape
+from .state import state_database
 
 PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
 DEFAULT_PARALLELISM = 4
 MAX_PARALLELISM = 64
 # Databases the tool must never drop objects in (compared case-insensitively: the server's own names).
 RESERVED_DATABASES = frozenset({"system", "default", "information_schema"})
+# A server keeps each database as a file named after it, created as `<name>.sql.tmp` (255 bytes at most).
+MAX_DATABASE_FILE_NAME = 255 - len(".sql.tmp")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 # A label of a host name; `_` too, as container runtimes' DNS names (Docker Compose services) have it.
@@ -87,6 +90,43 @@ def non_empty(value: str) -> str:
     return value
 
 
+def file_name_length(database: str) -> int:
+    """Bytes of the file the server names after a database (bytes other than ASCII letters, digits and _
+    escaped as %XX)."""
+    return sum(
+        1 if char.isascii() and (char.isalnum() or char == "_") else 3 * len(char.encode())
+        for char in database
+    )
+
+
+def file_name_problem(destination: str, database: str) -> str | None:
+    """Why the server cannot create `database` (the destination or one the tool makes next to it)."""
+    length = file_name_length(database)
+    if length <= MAX_DATABASE_FILE_NAME:
+        return None
+    created = "it" if database == destination else f"<name>{database.removeprefix(destination)}"
+    return (
+        f"a name of {len(destination)} characters is too long: the server keeps {created} as a file name of "
+        f"{length} bytes, at most {MAX_DATABASE_FILE_NAME} (255 with .sql.tmp; characters other than ASCII "
+        "letters, digits and _ take 3 bytes per UTF-8 byte)"
+    )
+
+
+def check_side_databases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--strategy swap also creates <destination>__migrate_staging, _previous and _state: each must fit."""
+    if args.strategy != "swap" or args.schema_only or args.data_only:
+        return
+    destination = args.destination_db
+    for database in (
+        staging_database(destination),
+        previous_database(destination),
+        state_database(destination),
+    ):
+        problem = file_name_problem(destination, database)
+        if problem:
+            parser.error(f"argument --destination-db: {problem}; use a shorter name or --strategy recreate")
+
+
 def destination_database(value: str) -> str:
     non_empty(value)
     if value.lower() in RESERVED_DATABASES:
@@ -94,6 +134,9 @@ def destination_database(value: str) -> str:
             f"{value!r} is a server database ({', '.join(sorted(RESERVED_DATABASES))}, any case): "
             "the tool drops and replaces objects in the destination database"
         )
+    problem = file_name_problem(value, value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -300,7 +343,9 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # exits 2 on bad flags, before any connection
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad flags, before any connection
+    check_side_databases(parser, args)
     reporter = Reporter(json_lines=args.log_format == "json", progress_interval=args.progress_interval)
     for role in ("source", "destination"):
         if getattr(args, f"{role}_password") is not None:
