@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -264,6 +265,46 @@ HOUSEKEEPING_INVALID = [
     bad("grace-string", f"{HK}.orphanedPods.graceMinutes", "1h", base=(), flag="--set-string"),
     pytest.param(["--set", f"{HK}.dbClean.keepArchive=true"], "keepArchive", id="unknown-key"),
 ]
+
+
+def out_of_range(case: str, job: str, schedule: str, message: str) -> Any:
+    """A schedule of the schema's shape that Kubernetes refuses: the chart names the key and the field."""
+    key = f"{HK}.{job}.schedule"
+    arguments = ["--set", f"{HK}.{job}.enabled=true", "--set-string", f"{key}={schedule}"]
+    return pytest.param(arguments, (f'{key}: "{schedule}": ', message), id=case)
+
+
+SCHEDULES_OUT_OF_RANGE = [
+    out_of_range("minute-61", "orphanedPods", "61 * * * *", 'the minute field "61": "61" is outside 0-59'),
+    out_of_range("hour-24", "dbClean", "0 24 * * *", 'the hour field "24"'),
+    out_of_range("day-zero", "dbClean", "0 3 0 * *", 'the day of month field "0"'),
+    out_of_range("day-32", "dbClean", "0 3 32 * *", 'the day of month field "32"'),
+    out_of_range("month-13", "dbClean", "0 3 * 13 *", 'the month field "13"'),
+    out_of_range("weekday-7", "orphanedPods", "0 3 * * 7", 'the day of week field "7"'),
+    out_of_range("unknown-month-name", "dbClean", "0 3 * FOO *", 'the month field "FOO"'),
+    out_of_range("step-zero", "orphanedPods", "*/0 * * * *", 'the minute field "*/0" has step "0"'),
+    out_of_range("range-backwards", "orphanedPods", "50-10 * * * *", 'the range "50-10" runs backwards'),
+    out_of_range("last-day-quartz", "dbClean", "0 3 L * *", 'the day of month field "L"'),
+    out_of_range("nth-weekday-quartz", "dbClean", "0 3 * * 5#3", 'the day of week field "5#3"'),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), SCHEDULES_OUT_OF_RANGE)
+def test_schedules_kubernetes_refuses_are_refused_naming_the_field(
+    args: list[str], expected: tuple[str, str]
+) -> None:
+    error = render_error(*args)
+    assert all(part in error for part in expected), error
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["*/10 * * * *", "1/5 * * * *", "0 0 1-15/2 * *", "0 0 ? * MON-FRI", "30 2 * jan,jul sun", "@hourly"],
+)
+def test_valid_schedules_are_kept(schedule: str) -> None:
+    escaped = schedule.replace(",", "\\,")  # helm --set splits lists at commas
+    manifests = render("values.yaml", "--set-string", f"{HK}.orphanedPods.schedule={escaped}")
+    assert cron_jobs(manifests)[f"{RELEASE}-orphan-reaper"]["spec"]["schedule"] == schedule
 
 
 @pytest.mark.parametrize(("args", "expected"), HOUSEKEEPING_INVALID)

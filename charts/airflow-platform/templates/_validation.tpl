@@ -259,6 +259,72 @@ to the chart's, never replace them.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A CronJob schedule's fields within their ranges: the schema checks the shape only, and Kubernetes
+refused "61 * * * *" or a weekday 8 at install, after the rest of the release was applied. Fields:
+minute 0-59, hour 0-23, day of month 1-31, month 1-12 (or JAN-DEC), day of week 0-6 (or SUN-SAT);
+each a list of *, ? (days only), N or N-M, optionally /STEP. Args: key, value.
+*/}}
+{{- define "ap.validation.cronSchedule" -}}
+{{- if not (hasPrefix "@" .value) -}}
+{{- $fields := splitList " " .value -}}
+{{- $names := list "minute" "hour" "day of month" "month" "day of week" -}}
+{{- $lows := list 0 0 1 1 0 -}}
+{{- $highs := list 59 23 31 12 6 -}}
+{{- $aliases := list dict dict dict
+  (dict "jan" 1 "feb" 2 "mar" 3 "apr" 4 "may" 5 "jun" 6 "jul" 7 "aug" 8 "sep" 9 "oct" 10 "nov" 11 "dec" 12)
+  (dict "sun" 0 "mon" 1 "tue" 2 "wed" 3 "thu" 4 "fri" 5 "sat" 6) -}}
+{{- range $index, $field := $fields -}}
+{{- $low := index $lows $index -}}
+{{- $high := index $highs $index -}}
+{{- $what := printf "%s: %q: the %s field %q" $.key $.value (index $names $index) $field -}}
+{{- range $item := splitList "," $field -}}
+{{- $parts := splitList "/" $item -}}
+{{- if or (gt (len $parts) 2) (eq (first $parts) "") -}}
+{{- fail (printf "%s is not *, N, N-M or one of them /STEP" $what) -}}
+{{- end -}}
+{{- if eq (len $parts) 2 -}}
+{{- if not (and (regexMatch "^[0-9]+$" (last $parts)) (gt (atoi (last $parts)) 0)) -}}
+{{- fail (printf "%s has step %q: a whole number above 0" $what (last $parts)) -}}
+{{- end -}}
+{{- end -}}
+{{- $range := first $parts -}}
+{{- if not (or (eq $range "*") (and (eq $range "?") (has $index (list 2 4)))) -}}
+{{- $bounds := splitList "-" $range -}}
+{{- if gt (len $bounds) 2 -}}
+{{- fail (printf "%s is not *, N, N-M or one of them /STEP" $what) -}}
+{{- end -}}
+{{- $numbers := list -}}
+{{- range $bound := $bounds -}}
+{{- $number := -1 -}}
+{{- if regexMatch "^[0-9]{1,2}$" $bound -}}
+{{- $number = atoi $bound -}}
+{{- else if hasKey (index $aliases $index) (lower $bound) -}}
+{{- $number = index (index $aliases $index) (lower $bound) -}}
+{{- end -}}
+{{- if or (lt $number $low) (gt $number $high) -}}
+{{- fail (printf "%s: %q is outside %d-%d" $what $bound $low $high) -}}
+{{- end -}}
+{{- $numbers = append $numbers $number -}}
+{{- end -}}
+{{- if and (eq (len $numbers) 2) (gt (index $numbers 0) (index $numbers 1)) -}}
+{{- fail (printf "%s: the range %q runs backwards" $what $range) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every enabled housekeeping CronJob's schedule (ap.validation.cronSchedule). */}}
+{{- define "ap.validation.housekeeping" -}}
+{{- range $job, $settings := .Values.housekeeping -}}
+{{- if $settings.enabled -}}
+{{- include "ap.validation.cronSchedule" (dict "key" (printf "housekeeping.%s.schedule" $job) "value" $settings.schedule) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Every cross-field check of the chart (templates/validate.yaml). */}}
 {{- define "ap.validation.all" -}}
 {{- include "ap.validation.release" . -}}
@@ -267,6 +333,7 @@ to the chart's, never replace them.
 {{- include "ap.validation.resources" . -}}
 {{- include "ap.validation.jobPresets" . -}}
 {{- include "ap.validation.metrics" . -}}
+{{- include "ap.validation.housekeeping" . -}}
 {{- end -}}
 
 {{/* An IPv4 address as an integer. Args: the dotted address. */}}
