@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow_platform_pools import PresetsError, pod_settings, pool_label_key
+from airflow_platform_pools import PresetsError, UnknownPoolError, pod_settings, pool_label_key
 from airflow_platform_pools.testing import example_presets_path, restore_presets, use_presets
 from kubernetes.client import models as k8s
 
@@ -306,3 +306,53 @@ def test_extended_resources_above_the_pools_nodes_are_refused(presets: dict, cus
     assert pod_settings("gpu", resources={"limits": {"nvidia.com/gpu": "8"}})
     with pytest.raises(ValueError, match=r"above what a node of pool 'gpu' has \(8\)"):
         pod_settings("gpu", resources={"limits": {"nvidia.com/gpu": "9"}})
+
+
+# What a DAG author may pass in the wrong shape: each failed inside the helper with a bare TypeError or
+# AttributeError, was split into characters (a string where a list belongs), or only failed when the API
+# server refused the pod.
+WRONG_SHAPES = [
+    ({"image_pull_secrets": "registry-cred"}, "image_pull_secrets must be a list"),
+    ({"secrets": "db-password"}, "secrets must be a list"),
+    ({"volumes": {"name": "scratch"}}, "volumes must be a list"),
+    ({"tolerations": {"key": "team"}}, "tolerations must be a list"),
+    ({"env_vars": "MODE=full"}, "env_vars must be a list"),
+    ({"labels": ["team"]}, "labels must be a mapping"),
+    ({"annotations": "owner=data"}, "annotations must be a mapping"),
+    ({"node_selector": ["disk=ssd"]}, "node_selector must be a mapping"),
+    ({"labels": {"team": "data science"}}, r"labels\['team'\]: 'data science' is not a label value"),
+    ({"labels": {"team": "x" * 64}}, "is not a label value"),
+    ({"labels": {"team": "data\n"}}, "is not a label value"),
+    ({"labels": {"team": 5}}, "is not a string"),
+    ({"labels": {"te am": "data"}}, "'te am' is not a Kubernetes key"),
+    ({"labels": {"Example.com/team": "data"}}, "is not a Kubernetes key"),
+    ({"annotations": {"owner": None}}, "is not a string"),
+    ({"annotations": {"owner mail": "a@example.com"}}, "is not a Kubernetes key"),
+    ({"node_selector": {"disk": "fast ssd"}}, "is not a label value"),
+    ({"env_vars": {"MODE": 1}}, "names and values are strings"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), WRONG_SHAPES)
+def test_arguments_of_the_wrong_shape_are_refused_naming_them(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_settings("general", **overrides)
+
+
+@pytest.mark.parametrize("pool", [["general"], {"general": 1}, 1])
+def test_a_pool_name_that_is_no_string_is_an_unknown_pool(pool: Any) -> None:
+    with pytest.raises(UnknownPoolError, match="the platform defines general, gpu, ssd"):
+        pod_settings(pool)
+
+
+def test_qualified_keys_empty_label_values_and_free_annotations_are_kept(presets: dict) -> None:
+    pod = _pod(**pod_settings(
+        "general", labels={"example.com/team": "data", "tier": ""},
+        annotations={"example.com/owner": "Data team <data@example.com>\\nrota: weekly"},
+        node_selector={"kubernetes.io/arch": "amd64"},
+        image_pull_secrets=(k8s.V1LocalObjectReference(name="team-cred"),),
+    ))  # fmt: skip
+    assert pod.metadata.labels["example.com/team"] == "data" and pod.metadata.labels["tier"] == ""
+    assert pod.metadata.annotations["example.com/owner"].startswith("Data team <")
+    assert pod.spec.node_selector["kubernetes.io/arch"] == "amd64"
+    assert "team-cred" in [secret.name for secret in pod.spec.image_pull_secrets]

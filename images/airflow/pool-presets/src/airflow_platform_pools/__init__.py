@@ -39,6 +39,11 @@ SUFFIXES = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9
 # Kubernetes expands $(VAR) in env values and arguments ($$( is the escape): an env value could copy
 # another variable, e.g. a Secret's, into a place the author did not mean.
 ENV_REFERENCE = re.compile(r"(?<!\$)(\$\$)*\$\(")
+# Label and annotation keys: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+QUALIFIED_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 # Keyword arguments that would take a pod off its pool or around the platform's checks.
 REFUSED_OVERRIDES = {"container_resources": "use resources= (merged with the pool's defaults and checked)"}
 NODE_AFFINITY = "the pool's node affinity places the pod (pod affinity and anti-affinity are added to it)"
@@ -100,7 +105,7 @@ def pool_label_key() -> str:
 
 def _pool(name: str) -> dict[str, Any]:
     pools = presets()["pools"]
-    if name not in pools:
+    if not isinstance(name, str) or name not in pools:
         raise UnknownPoolError(f"unknown pool {name!r}: the platform defines {', '.join(sorted(pools))}")
     return pools[name]
 
@@ -202,8 +207,45 @@ def _env_values(env_vars: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def _check_shapes(overrides: dict[str, Any]) -> None:
+    """Lists are lists and mappings map names to strings Kubernetes accepts, refused here naming the
+    argument: a string where a list belongs was merged character by character (image_pull_secrets="cred"
+    became the Secrets c, r, e, d), other shapes failed with a TypeError inside the helper, and bad labels
+    only when the pod was created."""
+    for key in MERGED_LISTS:
+        value = overrides.get(key)
+        allowed: tuple[type, ...] = (list, tuple, dict) if key == "env_vars" else (list, tuple)
+        if value is not None and not isinstance(value, allowed):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+    for key in (*MERGED_MAPPINGS, "node_selector"):
+        value = overrides.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a mapping of names to strings, got {value!r}")
+        for name, text in value.items():
+            if not isinstance(name, str) or not QUALIFIED_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{key}: {name!r} is not a Kubernetes key (an optional DNS-name prefix and /, then at "
+                    "most 63 letters, digits, -, _ or ., starting and ending with a letter or digit)"
+                )
+            if not isinstance(text, str):
+                raise ValueError(f"{key}[{name!r}]: {text!r} is not a string (quote it)")
+            if key != "annotations" and not LABEL_VALUE.fullmatch(text):
+                raise ValueError(
+                    f"{key}[{name!r}]: {text!r} is not a label value (at most 63 letters, digits, -, _ or ., "
+                    "starting and ending with a letter or digit)"
+                )
+    env_vars = overrides.get("env_vars")
+    if isinstance(env_vars, dict):
+        for name, text in env_vars.items():
+            if not isinstance(name, str) or not isinstance(text, str):
+                raise ValueError(f"env_vars {name!r}: names and values are strings, got {text!r}")
+
+
 def _check_overrides(pool_name: str, settings: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Refuse what would take the pod off its pool, around the platform's checks, or expand $(VAR)."""
+    _check_shapes(overrides)
     for key, advice in REFUSED_OVERRIDES.items():
         if overrides.get(key) is not None:
             raise ValueError(f"{key} cannot be passed to pod_settings: {advice}")
