@@ -58,6 +58,16 @@ def test_explicit_base_url_on_an_ingress_host_is_kept() -> None:
     assert airflow_cfg(manifests)["api"]["base_url"] == "https://b.example.com/ui"
 
 
+def test_base_url_may_name_a_host_a_wildcard_serves() -> None:
+    """hosts[0] = *.example.com made base_url http://*.example.com; a host under it was refused."""
+    manifests = render("values.yaml", *ingress("*.example.com", base_url="http://airflow.example.com"))
+    assert airflow_cfg(manifests)["api"]["base_url"] == "http://airflow.example.com"
+    rules = find(manifests, "Ingress", SERVICE, NAMESPACE)["spec"]["rules"]
+    assert [rule["host"] for rule in rules] == ["*.example.com"]
+    later = render("values.yaml", *ingress("airflow.example.com", "*.example.com"))
+    assert airflow_cfg(later)["api"]["base_url"] == "http://airflow.example.com"
+
+
 def test_no_ingress_by_default() -> None:
     manifests = render("values.yaml")
     assert of_kind(manifests, "Ingress") == []
@@ -146,6 +156,27 @@ INVALID = [
             'airflow.apiServer.service.loadBalancerSourceRanges=["everyone"]',
         ],
         "/airflow/apiServer/service/loadBalancerSourceRanges/0",
+    ),
+    (
+        "wildcard-host-as-base-url",
+        ingress("*.example.com", "airflow.example.com"),
+        'airflow.apiServer.ingress.hosts[0]: "*.example.com" is a wildcard',
+    ),
+    (
+        "base-url-two-labels-below-a-wildcard",
+        ingress("*.example.com", base_url="http://a.b.example.com"),
+        'airflow.baseUrl: host "a.b.example.com" is not one of',
+    ),
+    (
+        "base-url-apex-of-a-wildcard",
+        ingress("*.example.com", base_url="http://example.com"),
+        'airflow.baseUrl: host "example.com" is not one of',
+    ),
+    ("ingress-host-ip", ingress("10.0.0.1"), "/airflow/apiServer/ingress/hosts/0"),
+    (
+        "base-url-with-credentials",
+        ["--set", "airflow.baseUrl=https://admin:hunter2@airflow.example.com"],
+        "/airflow/baseUrl",
     ),
     ("cluster-domain-pattern", ["--set", "clusterDomain=corp internal"], "/clusterDomain"),
     ("cluster-domain-leading-dot", ["--set", "clusterDomain=.local"], "/clusterDomain"),

@@ -30,10 +30,20 @@ UI and in e-mails would point elsewhere otherwise. "" = not set.
 {{- $ingress := .Values.airflow.apiServer.ingress -}}
 {{- $scheme := ternary "https" "http" (not (empty $ingress.tls.secretName)) -}}
 {{- if and $ingress.enabled (not .Values.airflow.baseUrl) -}}
+{{- if hasPrefix "*." (first $ingress.hosts) -}}
+{{- fail (printf "airflow.apiServer.ingress.hosts[0]: %q is a wildcard, which cannot be the address in links (base_url); list a concrete host first or set airflow.baseUrl" (first $ingress.hosts)) -}}
+{{- end -}}
 {{- printf "%s://%s%s" $scheme (first $ingress.hosts) (trimSuffix "/" $ingress.path) -}}
 {{- else if $ingress.enabled -}}
 {{- $url := urlParse .Values.airflow.baseUrl -}}
-{{- if not (has $url.hostname $ingress.hosts) -}}
+{{- $served := has $url.hostname $ingress.hosts -}}
+{{- range $ingress.hosts -}}
+{{- /* a wildcard host serves exactly one more DNS label, as the Ingress API defines it */ -}}
+{{- if and (hasPrefix "*." .) (hasSuffix (trimPrefix "*" .) $url.hostname) (not (contains "." (trimSuffix (trimPrefix "*" .) $url.hostname))) (ne (trimSuffix (trimPrefix "*" .) $url.hostname) "") -}}
+{{- $served = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $served -}}
 {{- fail (printf "airflow.baseUrl: host %q is not one of airflow.apiServer.ingress.hosts (%s)" $url.hostname (join ", " $ingress.hosts)) -}}
 {{- end -}}
 {{- if ne $url.scheme $scheme -}}
