@@ -38,6 +38,15 @@ def install_fingerprint(tag: str, extra_args: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def registry_install_args() -> list[str]:
+    """In registry mode the release's images come from the local registry, with its credential."""
+    if not config.registry_mode():
+        return []
+    from scripts import registry  # only in registry mode: it needs the registry's files
+
+    return ["--values", str(registry.pull_values_file())]
+
+
 def deployed_description() -> str | None:
     result = subprocess.run(
         ["helm", "status", RELEASE, "--namespace", NAMESPACE, "-o", "json"],
@@ -54,7 +63,7 @@ def helm_upgrade_install(tag: str, extra_args: list[str] | None = None, timeout:
     depends on changed. The fingerprint travels as the release description, so a second `make up`
     changes nothing.
     """
-    extra_args = extra_args or []
+    extra_args = [*registry_install_args(), *(extra_args or [])]
     description = f"airflow-platform fingerprint {install_fingerprint(tag, extra_args)}"
     if deployed_description() == description:
         print(f"    release {RELEASE} is deployed and unchanged: nothing to do", flush=True)

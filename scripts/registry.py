@@ -26,6 +26,7 @@ Stdlib + openssl at import time: scripts/cluster.py writes the node files before
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -53,6 +54,7 @@ CERTS_D = DIR / "certs.d"
 DOCKER_CONFIG = DIR / "docker"
 HELM_REGISTRY_CONFIG = DIR / "helm-registry.json"
 CHART_PACKAGE_DIR = DIR / "charts"
+PULL_VALUES = DIR / "pull-credentials.values.yaml"  # the kind release's images.* in registry mode (0600)
 USERNAME = config.PROJECT
 DATA_VOLUME = f"{config.REGISTRY_CONTAINER}-data"
 CONFIG_LABEL = "airflow-platform.io/registry-config"
@@ -410,6 +412,32 @@ def push_images(tag: str, only: list[config.Image] | None = None) -> list[str]:
         log(f"({index}/{len(every)}) {image.name}: {digest} in {time.monotonic() - started:.0f} s")
         pushed.append(target)
     return pushed
+
+
+def docker_config_json() -> str:
+    """A `.dockerconfigjson` with the registry credential (for pods outside the chart's namespaces)."""
+    user = credentials()
+    auth = base64.b64encode(f"{user['username']}:{user['password']}".encode()).decode()
+    return json.dumps({"auths": {config.REGISTRY_HOST: {"auth": auth}}})
+
+
+def pull_values_file() -> Path:
+    """A values file pointing the chart at the local registry with its credential: in a file, not on the
+    command line (where `ps` shows it), and at a stable path with stable content, so the install
+    fingerprint of a second `make up` does not change."""
+    values = {"images": {"registry": config.REGISTRY_HOST, "pullCredentials": credentials()}}
+    content = json.dumps(values, indent=2) + "\n"  # JSON is YAML
+    if not PULL_VALUES.exists() or PULL_VALUES.read_text() != content:
+        write_private(PULL_VALUES, content)
+    return PULL_VALUES
+
+
+def push_for_install(tag: str) -> None:
+    """`make up` in registry mode: the registry up and logged in, the images of `tag` pushed (the nodes
+    pull them with the release's credential instead of `kind load`)."""
+    up()
+    login()
+    push_images(tag)
 
 
 def chart_reference() -> str:

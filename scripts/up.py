@@ -1,10 +1,10 @@
 """`make up`: the platform on a local kind cluster, the sync DAG run once, the UI address printed.
 
 Every phase is a function called in this process (no `make` call back): tools, Docker engine, node
-image, cluster, images, load, install, ready, DAG run. The image tag is computed once (it hashes
-every image source) and passed to the phases that need it. Each phase prints its progress and
-duration; a failing phase names itself and says where to look. Phase timings go to
-.cache/timings.json for `make e2e` and `make bench`.
+image, cluster, images, load (push, in registry mode), install, ready, DAG run. The image tag is
+computed once (it hashes every image source) and passed to the phases that need it. Each phase
+prints its progress and duration; a failing phase names itself and says where to look. Phase
+timings go to .cache/timings.json for `make e2e` and `make bench`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scripts import cluster, config, images, node_image, platform_api, shell_steps
+from scripts import cluster, config, images, node_image, platform_api, registry, shell_steps
 
 SYNC_DAG_ID = "clickhouse_db_sync"
 
@@ -34,6 +34,24 @@ def run_sync_dag() -> str:
     return state
 
 
+def images_to_nodes(every_image: list[config.Image], tag: str) -> Phase:
+    """`kind load` into the nodes; in registry mode (`make e2e`) a push to the local registry instead,
+    from which the nodes pull with the release's credential (the production-shaped release pulls the
+    same references there: containerd's CRI forgets a `kind load`ed reference once the same image is
+    pulled under another name, so the two releases must not mix the two ways)."""
+    if config.registry_mode():
+        return Phase(
+            "push",
+            lambda: registry.push_for_install(tag),
+            f"the error above; docker logs {config.REGISTRY_CONTAINER}; `make registry`",
+        )
+    return Phase(
+        "load",
+        lambda: images.load(every_image, tag),
+        f"the error above (kind's message, free space); docker images '{config.repository_prefix()}/*'",
+    )
+
+
 def phases(tag: str) -> list[Phase]:
     """The steps of `make up`, in order, all with the same image tag."""
     namespace = config.AIRFLOW_NAMESPACE
@@ -44,11 +62,7 @@ def phases(tag: str) -> list[Phase]:
         Phase("node image", node_image.main, ".cache/node-image/; NODE_IMAGE_SOURCE=build|official"),
         Phase("cluster", cluster.up, f"docker ps; kind export logs --name {config.CLUSTER_NAME}"),
         Phase("images", lambda: images.build(every_image, tag), ".cache/images/<image>.log"),
-        Phase(
-            "load",
-            lambda: images.load(every_image, tag),
-            f"the error above (kind's message, free space); docker images '{config.repository_prefix()}/*'",
-        ),
+        images_to_nodes(every_image, tag),
         Phase(
             "install",
             lambda: platform_api.helm_upgrade_install(tag),

@@ -29,9 +29,21 @@ SERVICES_POOL = config.installed_values()["nodePools"]["services"]  # Postgres, 
 IMAGE_REPOSITORIES = {image.name: image.repository for image in config.images()}
 
 
+# `make e2e` (registry mode) installs the kind release from the local registry with the chart-made pull
+# Secret; the pods tests create there pull the same way (scripts/up.py images_to_nodes says why).
+IMAGE_PULL_SECRET = f"{RELEASE}-image-pull"
+
+
 def image_ref(name: str, tag: str) -> str:
-    """`<repository>:<tag>` of the image folder images/<name>/."""
-    return f"{IMAGE_REPOSITORIES[name]}:{tag}"
+    """`<repository>:<tag>` of the image folder images/<name>/, under the local registry in registry
+    mode (as the kind release names it)."""
+    ref = f"{IMAGE_REPOSITORIES[name]}:{tag}"
+    return f"{config.REGISTRY_HOST}/{ref}" if config.registry_mode() else ref
+
+
+def image_pull_secrets() -> list[str]:
+    """The pull Secret names a test pod in a platform namespace needs (none when images are loaded)."""
+    return [IMAGE_PULL_SECRET] if config.registry_mode() else []
 
 
 def expand_versions(text: str) -> str:

@@ -17,6 +17,7 @@ from tests.facts import (
     POOL_LABEL,
     RELEASE,
     WORKER_NAMESPACE,
+    image_pull_secrets,
     image_ref,
 )
 
@@ -51,6 +52,7 @@ def _probe_pod(namespace: str, service_account: str, target: tuple[str, int]) ->
                 k8s.V1Toleration(key=POOL_LABEL, operator="Equal", value=AIRFLOW_POOL, effect="NoSchedule")
             ],
             node_selector={POOL_LABEL: AIRFLOW_POOL},
+            image_pull_secrets=[k8s.V1LocalObjectReference(name=name) for name in image_pull_secrets()],
             containers=[
                 k8s.V1Container(
                     name="probe",

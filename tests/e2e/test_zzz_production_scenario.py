@@ -79,6 +79,7 @@ spec:
         fsGroup: 999
         seccompProfile: {type: RuntimeDefault}
       nodeSelector: NODE_SELECTOR
+      imagePullSecrets: [{name: registry-pull}]
       tolerations: [{key: airflow-platform.io/pool, operator: Exists, effect: NoSchedule}]
       containers:
         - name: postgres
@@ -118,7 +119,7 @@ spec:
 
 def _postgres_manifests(tag: str) -> list[dict[str, Any]]:
     """The platform's Postgres image as someone else's database: its own namespace, no chart involved
-    (the image was loaded into the nodes by `make up`)."""
+    (pulled from the local registry, as the kind release pulls it, with a pull Secret of its own)."""
     deployment, service = yaml.safe_load_all(POSTGRES_MANIFESTS)
     pod = deployment["spec"]["template"]["spec"]
     pod["nodeSelector"] = POOL_LABELS["general"]
@@ -150,6 +151,10 @@ def external_database(kube: k8s.ApiClient, core: k8s.CoreV1Api) -> Iterator[str]
     _namespace(core, DB_NAMESPACE)
     _secret(core, DB_NAMESPACE, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="postgres"), string_data={"password": password}
+    ))  # fmt: skip
+    _secret(core, DB_NAMESPACE, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="registry-pull"), type="kubernetes.io/dockerconfigjson",
+        string_data={".dockerconfigjson": registry.docker_config_json()},
     ))  # fmt: skip
     for manifest in _postgres_manifests(image_tag()):
         k8s_utils.create_from_dict(kube, manifest, namespace=DB_NAMESPACE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import cluster, config, images, node_image, platform_api, shell_steps, up
+from scripts import cluster, config, images, node_image, platform_api, registry, shell_steps, up
 
 TAG = "9.9.9-0123456789ab"
 
@@ -29,6 +29,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[object]:
     monkeypatch.setattr(cluster, "up", record("cluster"))
     monkeypatch.setattr(images, "build", lambda selected, tag: calls.append(("build", tag)))
     monkeypatch.setattr(images, "load", lambda selected, tag: calls.append(("load", tag)))
+    monkeypatch.setattr(registry, "push_for_install", lambda tag: calls.append(("push", tag)))
+    monkeypatch.delenv("PLATFORM_REGISTRY", raising=False)
     monkeypatch.setattr(platform_api, "helm_upgrade_install", record("install"))
     monkeypatch.setattr(platform_api, "wait_for_api_server", record("ready"))
     monkeypatch.setattr(
@@ -48,6 +50,37 @@ def test_the_tag_is_computed_once_and_every_phase_gets_it(recorded: list[object]
     ]  # fmt: skip
     timings = json.loads(config.TIMINGS_FILE.read_text())["up"]
     assert list(timings) == [phase.name for phase in up.phases(TAG)]
+
+
+def test_registry_mode_pushes_instead_of_loading(
+    recorded: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make e2e`: the nodes pull from the local registry, so nothing is `kind load`ed (containerd's CRI
+    forgets a loaded reference once the same image is pulled under the registry's name)."""
+    monkeypatch.setenv("PLATFORM_REGISTRY", "1")
+    up.main()
+    assert ("push", TAG) in recorded
+    assert not [call for call in recorded if call[:1] == ("load",)]
+    assert [phase.name for phase in up.phases(TAG)][5] == "push"
+
+
+def test_registry_mode_installs_with_the_registry_and_its_credential(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    user = {"username": "airflow-platform", "password": "s3cret"}
+    monkeypatch.setattr(registry, "credentials", lambda: user)
+    monkeypatch.setattr(registry, "PULL_VALUES", tmp_path / "pull.values.yaml")
+    monkeypatch.setenv("PLATFORM_REGISTRY", "0")
+    assert platform_api.registry_install_args() == []
+    monkeypatch.setenv("PLATFORM_REGISTRY", "1")
+    args = platform_api.registry_install_args()
+    assert args == ["--values", str(tmp_path / "pull.values.yaml")]
+    values = json.loads(Path(args[1]).read_text())
+    assert values == {"images": {"registry": config.REGISTRY_HOST, "pullCredentials": user}}
+    assert Path(args[1]).stat().st_mode & 0o777 == 0o600  # a password: not on the command line either
+    modified = Path(args[1]).stat().st_mtime_ns
+    assert platform_api.registry_install_args() == args  # same path and content: same install fingerprint
+    assert Path(args[1]).stat().st_mtime_ns == modified
 
 
 def test_a_failing_phase_is_named_with_where_to_look(
