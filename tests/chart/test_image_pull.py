@@ -98,6 +98,21 @@ def test_named_pull_secrets_reach_every_pod_and_the_allow_list_too() -> None:
         assert policy.denials(PodRequest({"metadata": {}, "spec": spec}, namespace, WORKER)) == []
 
 
+def test_pull_secrets_named_twice_are_referenced_once() -> None:
+    """A list merged from several values files repeats names; so may pullSecrets and the chart's own
+    Secret. Duplicates are dropped (in order): server-side apply refuses two imagePullSecrets of one
+    name (the list is keyed by name), and the job-pod presets would pass both to every pod."""
+    manifests = render(
+        "values-kind.yaml",
+        *("--set-json", f'images.pullSecrets=["corp-pull", "team-pull", "corp-pull", "{SECRET}"]'),
+        *CREDENTIALS,
+    )
+    expected = ["corp-pull", "team-pull", SECRET]
+    for label, spec in every_pod_spec(manifests):
+        assert spec["imagePullSecrets"] == [{"name": name} for name in expected], label
+    assert presets(manifests)["podDefaults"]["imagePullSecrets"] == expected
+
+
 def test_without_a_credential_nothing_is_added() -> None:
     manifests = render("values-kind.yaml")
     assert not [m for m in of_kind(manifests, "Secret") if m["metadata"]["name"] == SECRET]
