@@ -431,6 +431,15 @@ JOB_PRESETS = [
         f"{RESTRICTED_CONTEXT}.capabilities.add",
     ),
     (
+        "baseline-selinux-type",
+        [
+            "--set",
+            "namespaces.podSecurityLevel=baseline",
+            *_json(f"{RESTRICTED_CONTEXT}.seLinuxOptions", {"type": "spc_t"}),
+        ],
+        f"{RESTRICTED_CONTEXT}.seLinuxOptions.type",
+    ),
+    (
         "baseline-proc-mount",
         [
             "--set",
@@ -720,6 +729,41 @@ API_SERVER_CIDRS = [
     for name, cidr in {"ipv4": "0.0.0.0/0", "ipv6": "::/0", "ipv4-other-base": "10.0.0.0/0"}.items()
 ]
 
+# Settings that only fail in the cluster: the servers' pods as root, a PriorityClass the API server
+# admits in kube-system only (the chart installs elsewhere), two SMTP TLS modes at once.
+ONLY_FAILED_IN_THE_CLUSTER = [
+    _schema_case("postgres-root-uid", _json, "postgres.podSecurityContext.runAsUser", 0),
+    _schema_case("postgres-run-as-root", _json, "postgres.podSecurityContext.runAsNonRoot", False),
+    _schema_case("clickhouse-root-uid", _json, "clickhouse.podSecurityContext.runAsUser", 0),
+    _schema_case("clickhouse-run-as-root", _json, "clickhouse.podSecurityContext.runAsNonRoot", False),
+    _schema_case(
+        "scheduler-node-critical", _string, "airflow.scheduler.priorityClassName", "system-node-critical"
+    ),
+    _schema_case(
+        "api-server-cluster-critical",
+        _string,
+        "airflow.apiServer.priorityClassName",
+        "system-cluster-critical",
+    ),
+    _schema_case(
+        "workers-node-critical", _string, "airflow.workers.priorityClassName", "system-node-critical"
+    ),
+    _schema_case(
+        "migrate-cluster-critical",
+        _string,
+        "airflow.migrateDatabase.priorityClassName",
+        "system-cluster-critical",
+    ),
+    (
+        "smtp-ssl-and-starttls",
+        [
+            *_set("presets.notifications.smtp.ssl", "true"),
+            *_set("presets.notifications.smtp.starttls", "true"),
+        ],
+        "/presets/notifications/smtp/starttls",
+    ),
+]
+
 CLASSES = {
     "api-server-cidr": API_SERVER_CIDRS,
     "quantity": QUANTITIES,
@@ -740,6 +784,7 @@ CLASSES = {
     "extra-env": EXTRA_ENV,
     "owned-config": OWNED_CONFIG,
     "pool-definition": POOL_DEFINITIONS,
+    "only-failed-in-the-cluster": ONLY_FAILED_IN_THE_CLUSTER,
 }
 CASES = [
     pytest.param(arguments, key, id=f"{cls}-{case}")
@@ -855,6 +900,19 @@ def test_integers_from_values_files_render_as_integers(tmp_path: Path) -> None:
         pytest.param(
             ["--set", "airflow.logs.mode=hostPath", "--set", "airflow.logs.hostPath.path=/data/airflow"],
             id="host-path-dedicated",
+        ),
+        pytest.param(
+            [
+                *_set("presets.notifications.smtp.ssl", "true"),
+                *_set("presets.notifications.smtp.port", "465"),
+            ],
+            id="smtp-ssl-alone",
+        ),
+        pytest.param(
+            _string("airflow.scheduler.priorityClassName", "platform-critical"), id="own-priority-class"
+        ),
+        pytest.param(
+            _json("postgres.podSecurityContext", {"runAsUser": 70, "fsGroup": 70}), id="postgres-other-uid"
         ),
         pytest.param(
             [

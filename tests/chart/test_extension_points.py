@@ -32,6 +32,8 @@ COMPONENTS = {
     "migrateDatabase": "migrate-database",
     "workers": "worker",
 }
+# What Pod Security `restricted` needs of a container beyond the pod's context (non-root, seccomp).
+RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 EXTENSIONS = {
     "serviceAccount": {
         "annotations": {"iam.gke.io/gcp-service-account": "airflow@project.iam.gserviceaccount.com"}
@@ -42,8 +44,12 @@ EXTENSIONS = {
     "extraEnvFrom": [{"configMapRef": {"name": "corp-env"}}],
     "extraVolumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca"}}],
     "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
-    "extraContainers": [{"name": "sidecar", "image": "registry.example.com/proxy:1"}],
-    "extraInitContainers": [{"name": "prepare", "image": "registry.example.com/prepare:1"}],
+    "extraContainers": [
+        {"name": "sidecar", "image": "registry.example.com/proxy:1", "securityContext": RESTRICTED}
+    ],
+    "extraInitContainers": [
+        {"name": "prepare", "image": "registry.example.com/prepare:1", "securityContext": RESTRICTED}
+    ],
     "nodeSelector": {"topology.kubernetes.io/zone": "europe-west1-b"},
     "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
     "affinity": {

@@ -151,19 +151,49 @@ Pod Security labels, a quota and a LimitRange: in kube-system that would cut the
 {{- end -}}
 
 {{/*
-Job pod presets must pass the Pod Security level of every workload namespace, or every
-KubernetesPodOperator task using them is refused by the API server. Args: ctx.
+Pod Security checks of one securityContext, pod or container (Kubernetes Pod Security Standards):
+baseline refuses Unconfined seccomp/AppArmor profiles, Windows host processes and SELinux options
+beyond the container types; restricted also uid 0. Args: context, key (its values key), level, why.
 */}}
-{{- define "ap.validation.jobPresets" -}}
-{{- $values := .Values -}}
-{{- $pod := $values.presets.podDefaults.securityContext | default dict -}}
-{{- $container := $values.presets.podDefaults.containerSecurityContext | default dict -}}
-{{- $podKey := "presets.podDefaults.securityContext" -}}
-{{- $containerKey := "presets.podDefaults.containerSecurityContext" -}}
-{{- range $values.namespaces.workloads -}}
-{{- $level := .podSecurityLevel | default $values.namespaces.podSecurityLevel -}}
-{{- $why := printf "namespace %s enforces Pod Security %q" .name $level -}}
-{{- if ne $level "privileged" -}}
+{{- define "ap.validation.podSecurity.context" -}}
+{{- $context := .context | default dict -}}
+{{- if ne .level "privileged" -}}
+{{- if eq (dig "seccompProfile" "type" "" $context) "Unconfined" -}}
+{{- fail (printf "%s.seccompProfile.type: Unconfined is not allowed (%s)" .key .why) -}}
+{{- end -}}
+{{- if eq (dig "appArmorProfile" "type" "" $context) "Unconfined" -}}
+{{- fail (printf "%s.appArmorProfile.type: Unconfined is not allowed (%s)" .key .why) -}}
+{{- end -}}
+{{- if dig "windowsOptions" "hostProcess" false $context -}}
+{{- fail (printf "%s.windowsOptions.hostProcess: must not be true (%s)" .key .why) -}}
+{{- end -}}
+{{- with $context.seLinuxOptions -}}
+{{- if or .user .role -}}
+{{- fail (printf "%s.seLinuxOptions: user and role must not be set (%s)" $.key $.why) -}}
+{{- end -}}
+{{- if and .type (not (has .type (list "container_t" "container_init_t" "container_kvm_t" "container_engine_t"))) -}}
+{{- fail (printf "%s.seLinuxOptions.type: %s is not allowed, only container_t, container_init_t, container_kvm_t or container_engine_t (%s)" $.key .type $.why) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .level "restricted") (hasKey $context "runAsUser") (eq (toString $context.runAsUser) "0") -}}
+{{- fail (printf "%s.runAsUser: 0 (root) is not allowed (%s)" .key .why) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Pod Security checks of a container's securityContext within its pod's: what the job pod presets and
+the Airflow components' extra containers must pass (one copy for both). Args: pod, podKey (the pod
+securityContext and its values key), container, containerKey, level (privileged, baseline,
+restricted), why (the reason in messages).
+*/}}
+{{- define "ap.validation.podSecurity.container" -}}
+{{- $pod := .pod | default dict -}}
+{{- $container := .container | default dict -}}
+{{- $containerKey := .containerKey -}}
+{{- $why := .why -}}
+{{- include "ap.validation.podSecurity.context" (dict "context" $container "key" $containerKey "level" .level "why" $why) -}}
+{{- if ne .level "privileged" -}}
 {{- $baselineCaps := list "AUDIT_WRITE" "CHOWN" "DAC_OVERRIDE" "FOWNER" "FSETID" "KILL" "MKNOD" "NET_BIND_SERVICE" "SETFCAP" "SETGID" "SETPCAP" "SETUID" "SYS_CHROOT" -}}
 {{- if $container.privileged -}}
 {{- fail (printf "%s.privileged: must not be true (%s)" $containerKey $why) -}}
@@ -173,34 +203,18 @@ KubernetesPodOperator task using them is refused by the API server. Args: ctx.
 {{- fail (printf "%s.capabilities.add: %s is not allowed (%s)" $containerKey $capability $why) -}}
 {{- end -}}
 {{- end -}}
-{{- range $context := list (dict "key" $podKey "value" $pod) (dict "key" $containerKey "value" $container) -}}
-{{- if eq (dig "seccompProfile" "type" "" $context.value) "Unconfined" -}}
-{{- fail (printf "%s.seccompProfile.type: Unconfined is not allowed (%s)" $context.key $why) -}}
-{{- end -}}
-{{- if eq (dig "appArmorProfile" "type" "" $context.value) "Unconfined" -}}
-{{- fail (printf "%s.appArmorProfile.type: Unconfined is not allowed (%s)" $context.key $why) -}}
-{{- end -}}
-{{- if dig "windowsOptions" "hostProcess" false $context.value -}}
-{{- fail (printf "%s.windowsOptions.hostProcess: must not be true (%s)" $context.key $why) -}}
-{{- end -}}
-{{- end -}}
 {{- if and (hasKey $container "procMount") (ne (toString $container.procMount) "Default") -}}
 {{- fail (printf "%s.procMount: must be Default (%s)" $containerKey $why) -}}
 {{- end -}}
 {{- end -}}
-{{- if eq $level "restricted" -}}
+{{- if eq .level "restricted" -}}
 {{- $nonRoot := or (eq (toString (dig "runAsNonRoot" "" $container)) "true") (and (eq (toString (dig "runAsNonRoot" "" $pod)) "true") (ne (toString (dig "runAsNonRoot" "" $container)) "false")) -}}
 {{- if not $nonRoot -}}
-{{- fail (printf "%s.runAsNonRoot: must be true (in %s or %s) (%s)" $containerKey $containerKey $podKey $why) -}}
-{{- end -}}
-{{- range $context := list (dict "key" $podKey "value" $pod) (dict "key" $containerKey "value" $container) -}}
-{{- if and (hasKey $context.value "runAsUser") (eq (toString $context.value.runAsUser) "0") -}}
-{{- fail (printf "%s.runAsUser: 0 (root) is not allowed (%s)" $context.key $why) -}}
-{{- end -}}
+{{- fail (printf "%s.runAsNonRoot: must be true (in %s or %s) (%s)" $containerKey $containerKey .podKey $why) -}}
 {{- end -}}
 {{- $seccomp := dig "seccompProfile" "type" (dig "seccompProfile" "type" "" $pod) $container -}}
 {{- if not (has $seccomp (list "RuntimeDefault" "Localhost")) -}}
-{{- fail (printf "%s.seccompProfile.type: must be RuntimeDefault or Localhost (in %s or %s) (%s)" $containerKey $containerKey $podKey $why) -}}
+{{- fail (printf "%s.seccompProfile.type: must be RuntimeDefault or Localhost (in %s or %s) (%s)" $containerKey $containerKey .podKey $why) -}}
 {{- end -}}
 {{- if ne (toString (dig "allowPrivilegeEscalation" "" $container)) "false" -}}
 {{- fail (printf "%s.allowPrivilegeEscalation: must be false (%s)" $containerKey $why) -}}
@@ -214,6 +228,104 @@ KubernetesPodOperator task using them is refused by the API server. Args: ctx.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Job pod presets must pass the Pod Security level of every workload namespace, or every
+KubernetesPodOperator task using them is refused by the API server.
+*/}}
+{{- define "ap.validation.jobPresets" -}}
+{{- $values := .Values -}}
+{{- $pod := $values.presets.podDefaults.securityContext | default dict -}}
+{{- $container := $values.presets.podDefaults.containerSecurityContext | default dict -}}
+{{- $podKey := "presets.podDefaults.securityContext" -}}
+{{- $containerKey := "presets.podDefaults.containerSecurityContext" -}}
+{{- range $values.namespaces.workloads -}}
+{{- $level := .podSecurityLevel | default $values.namespaces.podSecurityLevel -}}
+{{- $why := printf "namespace %s enforces Pod Security %q" .name $level -}}
+{{- include "ap.validation.podSecurity.context" (dict "context" $pod "key" $podKey "level" $level "why" $why) -}}
+{{- include "ap.validation.podSecurity.container" (dict "pod" $pod "podKey" $podKey "container" $container "containerKey" $containerKey "level" $level "why" $why) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Airflow components' extra containers, init containers and volumes run in the component's pod, in
+the release or the worker namespace, whose Pod Security level is namespaces.podSecurityLevel: they
+must pass it as the chart's own containers do. Checked here whether or not the namespace carries the
+label (namespaces.release.podSecurityLabels=false, namespaces.create=false), so a sidecar asking for
+privileges is refused at render instead of being admitted, or refused only when the pod is created.
+Only namespaces.podSecurityLevel=privileged (warned about in NOTES) lets them ask.
+*/}}
+{{- define "ap.validation.extraContainers" -}}
+{{- $level := .Values.namespaces.podSecurityLevel -}}
+{{- $pod := include "ap.podSecurityContext" (dict "ctx" . "uid" 50000) | fromYaml -}}
+{{- range $component := list "apiServer" "scheduler" "dagProcessor" "triggerer" "migrateDatabase" "workers" -}}
+{{- $settings := index $.Values.airflow $component -}}
+{{- $namespace := ternary (include "ap.workers.namespace" $) $.Release.Namespace (eq $component "workers") -}}
+{{- $why := printf "namespace %s enforces Pod Security %q: namespaces.podSecurityLevel" $namespace $level -}}
+{{- range $list := list "extraInitContainers" "extraContainers" -}}
+{{- range $index, $container := index $settings $list | default list -}}
+{{- $key := printf "airflow.%s.%s[%d]" $component $list $index -}}
+{{- include "ap.validation.podSecurity.container" (dict "pod" $pod "podKey" "the pod securityContext the chart sets" "container" $container.securityContext "containerKey" (printf "%s.securityContext" $key) "level" $level "why" $why) -}}
+{{- if ne $level "privileged" -}}
+{{- range $portIndex, $port := $container.ports | default list -}}
+{{- if $port.hostPort -}}
+{{- fail (printf "%s.ports[%d].hostPort: a port on the node is not allowed (%s); reach the container through a Service instead" $key $portIndex $why) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if ne $level "privileged" -}}
+{{- range $index, $volume := $settings.extraVolumes | default list -}}
+{{- if hasKey $volume "hostPath" -}}
+{{- fail (printf "airflow.%s.extraVolumes[%d].hostPath: a hostPath volume is not allowed (%s); use a persistentVolumeClaim, configMap, secret or emptyDir" $component $index $why) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+An extension point's names must not collide with the chart's nor with each other: Kubernetes refuses
+two containers of a pod (init containers included) or two volumes with one name and two mounts of a
+container at one path, and the API server would only say so at install. Called by each component's
+template, which knows the chart's own names. Args: key (airflow.<component>), settings (its values),
+containers, volumes, mountPaths (the chart's container names, volume names and main container mount
+paths).
+*/}}
+{{- define "ap.validation.extraNames" -}}
+{{- $taken := dict -}}
+{{- range .containers }}{{ $_ := set $taken . "a container of the chart" }}{{ end -}}
+{{- range $list := list "extraInitContainers" "extraContainers" -}}
+{{- range $index, $container := index $.settings $list | default list -}}
+{{- $key := printf "%s.%s[%d].name" $.key $list $index -}}
+{{- $name := toString $container.name -}}
+{{- if hasKey $taken $name -}}
+{{- fail (printf "%s: %q is already the name of %s; every container and init container of a pod needs its own name" $key $name (index $taken $name)) -}}
+{{- end -}}
+{{- $_ := set $taken $name $key -}}
+{{- end -}}
+{{- end -}}
+{{- $taken = dict -}}
+{{- range .volumes }}{{ $_ := set $taken . "a volume of the chart" }}{{ end -}}
+{{- range $index, $volume := .settings.extraVolumes | default list -}}
+{{- $key := printf "%s.extraVolumes[%d].name" $.key $index -}}
+{{- $name := toString $volume.name -}}
+{{- if hasKey $taken $name -}}
+{{- fail (printf "%s: %q is already the name of %s; choose another name" $key $name (index $taken $name)) -}}
+{{- end -}}
+{{- $_ := set $taken $name $key -}}
+{{- end -}}
+{{- $taken = dict -}}
+{{- range .mountPaths }}{{ $_ := set $taken (clean .) (printf "a mount of the chart (%s)" .) }}{{ end -}}
+{{- range $index, $mount := .settings.extraVolumeMounts | default list -}}
+{{- $key := printf "%s.extraVolumeMounts[%d].mountPath" $.key $index -}}
+{{- $path := clean (toString $mount.mountPath) -}}
+{{- if hasKey $taken $path -}}
+{{- fail (printf "%s: %q is already %s; mount somewhere else (a directory inside it works)" $key $mount.mountPath (index $taken $path)) -}}
+{{- end -}}
+{{- $_ := set $taken $path $key -}}
 {{- end -}}
 {{- end -}}
 
@@ -332,6 +444,7 @@ each a list of *, ? (days only), N or N-M, optionally /STEP. Args: key, value.
 {{- include "ap.validation.images" . -}}
 {{- include "ap.validation.resources" . -}}
 {{- include "ap.validation.jobPresets" . -}}
+{{- include "ap.validation.extraContainers" . -}}
 {{- include "ap.validation.metrics" . -}}
 {{- include "ap.validation.housekeeping" . -}}
 {{- end -}}

@@ -127,13 +127,46 @@ airflow.cfg) nor carry a secret as a plain value: secrets come from valueFrom.
 {{- range $lists -}}
 {{- include "ap.airflow.validateEnvList" (dict "ctx" $ "path" (index . 0) "env" (index . 1)) -}}
 {{- end -}}
+{{- range $component := list "apiServer" "scheduler" "dagProcessor" "triggerer" "migrateDatabase" "workers" -}}
+{{- include "ap.airflow.validateEnvFrom" (dict "path" (printf "airflow.%s.extraEnvFrom" $component) "sources" (index $.Values.airflow $component "extraEnvFrom")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Variable names the chart sets itself or that would replace its airflow.cfg (lowercase, JSON list). */}}
+{{- define "ap.airflow.reservedEnv" -}}
+{{- list "airflow_home" "airflow_config" "airflow_platform_presets" "pythondontwritebytecode" | toJson -}}
+{{- end -}}
+
+{{/*
+extraEnvFrom turns every key of a ConfigMap or Secret into a variable named prefix + key; the keys
+live in the cluster, so only the prefix can be checked here. Refused, as extraEnv's names are: a
+prefix starting with AIRFLOW__ (every key would be an Airflow option, the ones the chart owns
+included) and a prefix some key could complete into a reserved name (AIRFLOW_ + _CORE__EXECUTOR,
+AIRFLOW_CONF + IG). No prefix is allowed: see values.yaml airflow.<component>.extraEnvFrom.
+Args: path (its values key), sources (EnvFromSource objects).
+*/}}
+{{- define "ap.airflow.validateEnvFrom" -}}
+{{- $reserved := prepend (include "ap.airflow.reservedEnv" . | fromJsonArray) "airflow__" -}}
+{{- range $index, $source := .sources | default list -}}
+{{- $key := printf "%s[%d].prefix" $.path $index -}}
+{{- $prefix := toString ($source.prefix | default "") -}}
+{{- $what := ternary (printf "Secret %s" (dig "secretRef" "name" "" $source)) (printf "ConfigMap %s" (dig "configMapRef" "name" "" $source)) (hasKey $source "secretRef") -}}
+{{- if hasPrefix "airflow__" (lower $prefix) -}}
+{{- fail (printf "%s: %q makes every key of the %s an Airflow option (AIRFLOW__<SECTION>__<OPTION>), including the ones the chart owns; set options through airflow.config, or one at a time through extraEnv (secrets with valueFrom.secretKeyRef)" $key $prefix $what) -}}
+{{- end -}}
+{{- range $name := $reserved -}}
+{{- if and $prefix (hasPrefix (lower $prefix) $name) -}}
+{{- fail (printf "%s: %q is the start of %s, which the chart reserves: a key of the %s could complete it; use a prefix of your own (e.g. TEAM_, or AIRFLOW_CONN_ / AIRFLOW_VAR_ for connections and variables)" $key $prefix (ternary "AIRFLOW__<SECTION>__<OPTION> (Airflow options)" (upper $name) (eq $name "airflow__")) $what) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* One list of EnvVar objects (see ap.airflow.validateEnv). Args: ctx, path (its values key), env. */}}
 {{- define "ap.airflow.validateEnvList" -}}
 {{- $owned := include "ap.airflow.ownedConfig" .ctx | fromJson -}}
 {{- $secretOptions := include "ap.airflow.secretOptions" .ctx | fromJson -}}
-{{- $reserved := list "airflow_home" "airflow_config" "airflow_platform_presets" "pythondontwritebytecode" -}}
+{{- $reserved := include "ap.airflow.reservedEnv" .ctx | fromJsonArray -}}
 {{- $seen := dict -}}
 {{- $path := .path -}}
 {{- range $index, $variable := .env | default list -}}

@@ -6,6 +6,13 @@ a YAML string from a helper is accepted too, see ap.asYaml).
 */}}
 {{- define "ap.airflow.deployment" -}}
 {{- $ctx := .ctx -}}
+{{- $containers := list "wait-for-migrations" .component -}}
+{{- range include "ap.asYaml" .extraInitContainers | fromYamlArray }}{{ $containers = append $containers .name }}{{ end -}}
+{{- $volumes := list -}}
+{{- range concat (include "ap.airflow.volumes" $ctx | fromYamlArray) (include "ap.asYaml" .extraVolumes | fromYamlArray) }}{{ $volumes = append $volumes .name }}{{ end -}}
+{{- $mountPaths := list -}}
+{{- range concat (include "ap.airflow.volumeMounts" $ctx | fromYamlArray) (include "ap.asYaml" .extraVolumeMounts | fromYamlArray) }}{{ $mountPaths = append $mountPaths .mountPath }}{{ end -}}
+{{- include "ap.validation.extraNames" (dict "key" (printf "airflow.%s" (index (dict "api-server" "apiServer" "scheduler" "scheduler" "dag-processor" "dagProcessor" "triggerer" "triggerer") .component)) "settings" .settings "containers" $containers "volumes" $volumes "mountPaths" $mountPaths) -}}
 {{- $fullname := include "ap.fullname" $ctx -}}
 {{- $labelArgs := dict "ctx" $ctx "component" .component -}}
 apiVersion: apps/v1
