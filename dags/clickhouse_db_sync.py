@@ -201,12 +201,15 @@ def _endpoint_arguments(side: str) -> list[str]:
 
 
 def migrate_arguments(*, dry_run: bool) -> list[str]:
-    yes_no = "{{{{ 'y' if profiles[params.destination_profile].{} else 'n' }}}}"
+    """The tool's flags; never a combination it refuses (verify without TLS: a profile's `verify` is what
+    to do when it uses TLS)."""
+    yes_no = "{{{{ 'y' if {} else 'n' }}}}"
+    destination = "profiles[params.destination_profile]"
     return [
         *_endpoint_arguments("source"),
         *_endpoint_arguments("destination"),
-        "--destination-secure-flag", yes_no.format("secure"),
-        "--destination-verify-flag", yes_no.format("verify"),
+        "--destination-secure-flag", yes_no.format(f"{destination}.secure"),
+        "--destination-verify-flag", yes_no.format(f"{destination}.secure and {destination}.verify"),
         "--execute-query-on", SYNC["executeQueryOn"],
         "--strategy", "{{ params.strategy }}",
         *(["--dry-run"] if dry_run else ["--verify"]),

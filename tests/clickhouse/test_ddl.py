@@ -6,9 +6,10 @@ import argparse
 import io
 
 import pytest
+from clickhouse_driver.errors import ServerException
 from clickhouse_migrate import ddl
 from clickhouse_migrate.catalog import DbObject, ObjectKind
-from clickhouse_migrate.cli import build_parser, setting
+from clickhouse_migrate.cli import parse_arguments, setting
 from clickhouse_migrate.connection import Endpoint
 from clickhouse_migrate.copy import (
     CopyTask,
@@ -17,6 +18,7 @@ from clickhouse_migrate.copy import (
     remote_function,
     task_settings,
 )
+from clickhouse_migrate.failure import step, unexpected_error_lines
 from clickhouse_migrate.migrate import Outcome, check_estimates
 from clickhouse_migrate.plan import Selection, build_plan
 from clickhouse_migrate.report import CopyResult, Reporter, escape
@@ -176,10 +178,11 @@ def test_setting_flag_is_validated(value: str) -> None:
 
 
 def test_strategy_defaults_to_swap() -> None:
-    args = build_parser().parse_args(
+    args = parse_arguments(
         ["--source-host", "a", "--source-db", "s", "--destination-host", "b", "--destination-db", "d"]
     )
     assert args.strategy == "swap" and not args.schema_only and not args.data_only
+    assert (args.execute_query_on, args.parallelism, args.progress_interval) == ("destination", 4, 10.0)
 
 
 def test_only_merges_keep_a_checked_partition_valid() -> None:
@@ -249,3 +252,24 @@ def test_mergetree_copies_read_in_one_stream(
     off, the other settings are kept."""
     obj = DbObject(name="t", kind=ObjectKind.TABLE, engine=engine, create_query="")
     assert task_settings(CopyTask(obj), given) == expected
+
+
+def test_an_unexpected_error_report_masks_passwords_and_keeps_lines_apart() -> None:
+    """A current server's message as the driver composes it (message, ". Stack trace:", the trace): its code
+    name at the end, the statement quoted in it with remote()'s password, and a name with a newline that must
+    not start a line of its own."""
+    message = (
+        "DB::Exception: Syntax error in remote('h:9000', 'db', 't\n[summary] failed=0', 'u', "
+        f"{quote_string('pa ss')}). (SYNTAX_ERROR). Stack trace:\n\n0. DB::Exception::Exception()\n1. main"
+    )
+    with pytest.raises(ServerException) as raised, step("checking the copy route (preflight)"):
+        raise ServerException(message, code=62)
+    first, header, *detail = unexpected_error_lines(raised.value, ["pa ss", ""])
+    assert first == (
+        "clickhouse-migrate: error: unexpected error while checking the copy route (preflight): "
+        "ClickHouse error 62 (SYNTAX_ERROR): Syntax error in remote('h:9000', 'db', 't\\n[summary] "
+        "failed=0', 'u', '******')"
+    )
+    assert header.startswith("clickhouse-migrate: detail")
+    assert all(line.startswith("    ") for line in detail)
+    assert "    1. main" in detail and "pa ss" not in "".join(detail)

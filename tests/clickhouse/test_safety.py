@@ -110,6 +110,20 @@ def test_reserved_destination_database_is_refused_at_parsing(servers: Servers, n
     assert "is a server database" in run.stderr
 
 
+@pytest.mark.parametrize("name", ["system", "SYSTEM", "INFORMATION_SCHEMA", "information_schema"])
+def test_server_database_as_source_is_refused_at_parsing(servers: Servers, name: str) -> None:
+    """`--source-db system` used to run: it planned nothing and reported success."""
+    run = run_tool(args_for(servers, name, "from_system", **{"--source-host": "192.0.2.1"}))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"argument --source-db: {name!r} is a server database" in run.stderr and run.stdout == ""
+
+
+def test_default_is_an_ordinary_source_database(servers: Servers) -> None:
+    """Only the destination refuses `default` (other users' tables live there); reading it is fine."""
+    run = run_tool(args_for(servers, "default", "from_default", "--dry-run"))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 # --- least privilege -------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.param import ParamValidationError
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_platform_pools import UnknownPoolError, pod_settings
+from clickhouse_migrate.cli import parse_arguments
 from kubernetes.client import models as k8s
 
 from tests.facts import CLICKHOUSE_NAMESPACE
@@ -208,7 +209,23 @@ def test_client_tasks_honour_the_profiles_tls_and_verify_flags(
         assert args[0] == f"--config-file=/etc/clickhouse-client-platform/{config}.xml"
     migrate = rendered_pod(sync_dag, "migrate_data").spec.containers[0].args
     assert migrate[migrate.index("--destination-secure-flag") + 1] == ("y" if secure else "n")
-    assert migrate[migrate.index("--destination-verify-flag") + 1] == ("y" if verify else "n")
+    # the tool refuses --destination-verify-flag y without TLS (nothing to verify)
+    assert migrate[migrate.index("--destination-verify-flag") + 1] == ("y" if secure and verify else "n")
+
+
+@pytest.mark.parametrize(("secure", "verify"), itertools.product([True, False], repeat=2))
+@pytest.mark.parametrize("strategy", ["recreate", "swap"])
+@pytest.mark.parametrize("task_id", ["preflight", "migrate_data"])
+def test_the_tool_accepts_every_command_line_the_dag_renders(
+    sync_dag: Any, sync: Any, monkeypatch: pytest.MonkeyPatch, secure: bool, verify: bool, strategy: str,
+    task_id: str,
+) -> None:  # fmt: skip
+    """The tool refuses flags another one makes meaningless (exit 2, a failed run): the DAG passes none."""
+    profile = {**sync.PROFILES["demo-destination"], "secure": secure, "verify": verify}
+    monkeypatch.setitem(sync.PROFILES, "demo-destination", profile)
+    args = rendered_pod(sync_dag, task_id, strategy=strategy).spec.containers[0].args
+    parsed = parse_arguments(args)  # exits (SystemExit 2) on a refused combination
+    assert (parsed.strategy, parsed.destination_verify_flag) == (strategy, secure and verify)
 
 
 def test_params_are_profiles_databases_and_strategy_only(sync_dag: Any, presets: dict) -> None:

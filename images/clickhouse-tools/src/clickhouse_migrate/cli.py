@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from . import cancellation
 from .connection import Endpoint
 from .errors import EXIT_CODE_HELP, ExitCode, MigrationError
+from .failure import unexpected_error_lines
 from .migrate import DEFAULT_SPLIT_ROWS, SPLIT_MIN_THREADS, Options, previous_database, run, staging_database
 from .plan import Selection
 from .report import Reporter, escape
@@ -19,9 +20,30 @@ from .state import state_database
 
 PASSWORD_ENV = {"source": "CLICKHOUSE_SOURCE_PASSWORD", "destination": "CLICKHOUSE_DESTINATION_PASSWORD"}
 DEFAULT_PARALLELISM = 4
+DEFAULT_PROGRESS_INTERVAL = 10.0
+DEFAULT_STRATEGY = "swap"
+DEFAULT_EXECUTE_ON = "destination"
 MAX_PARALLELISM = 64
-# Databases the tool must never drop objects in (compared case-insensitively: the server's own names).
-RESERVED_DATABASES = frozenset({"system", "default", "information_schema"})
+# The server's own databases (compared case-insensitively; INFORMATION_SCHEMA exists in both cases): never
+# copied from (system tables, not data) and never written to.
+SERVER_DATABASES = frozenset({"system", "information_schema"})
+# Databases the tool must never drop objects in: also `default`, where other users' tables live. It is an
+# ordinary database to read from.
+RESERVED_DATABASES = SERVER_DATABASES | {"default"}
+# Flags that a mode makes meaningless: refused together (exit 2) rather than silently ignored. --verify
+# stays allowed with --strategy swap, which compares checksums anyway (documented; the DAG passes both).
+IGNORED_WITH = {
+    "--schema-only": (
+        "--strategy",
+        "--verify",
+        "--execute-query-on",
+        "--parallelism",
+        "--partition-split-min-rows",
+        "--setting",
+        "--progress-interval",
+    ),
+    "--data-only": ("--strategy", "--verify", "--migrate-dicts"),
+}
 # A server keeps each database as a file named after it, created as `<name>.sql.tmp` (255 bytes at most).
 MAX_DATABASE_FILE_NAME = 255 - len(".sql.tmp")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -127,13 +149,24 @@ def check_side_databases(parser: argparse.ArgumentParser, args: argparse.Namespa
             parser.error(f"argument --destination-db: {problem}; use a shorter name or --strategy recreate")
 
 
+def refuse_reserved(value: str, reserved: frozenset[str], why: str) -> None:
+    if value.lower() in reserved:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a server database ({', '.join(sorted(reserved))}, any case): {why}"
+        )
+
+
+def source_database(value: str) -> str:
+    non_empty(value)
+    refuse_reserved(value, SERVER_DATABASES, "its tables are the server's own state, not data to copy")
+    return value
+
+
 def destination_database(value: str) -> str:
     non_empty(value)
-    if value.lower() in RESERVED_DATABASES:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is a server database ({', '.join(sorted(RESERVED_DATABASES))}, any case): "
-            "the tool drops and replaces objects in the destination database"
-        )
+    refuse_reserved(
+        value, RESERVED_DATABASES, "the tool drops and replaces objects in the destination database"
+    )
     problem = file_name_problem(value, value)
     if problem:
         raise argparse.ArgumentTypeError(problem)
@@ -203,7 +236,7 @@ def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             f"--{role}-db",
             required=True,
-            type=destination_database if role == "destination" else non_empty,
+            type=destination_database if role == "destination" else source_database,
         )
     _yes_no_flag(
         parser,
@@ -236,14 +269,15 @@ def _add_copy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--execute-query-on",
         choices=("source", "destination"),
-        default="destination",
-        help="server that runs INSERT ... SELECT (source: pushes via INSERT INTO FUNCTION remote)",
+        default=None,  # DEFAULT_EXECUTE_ON, set after the flags' combinations are checked
+        help="server that runs INSERT ... SELECT (default destination; source: pushes via INSERT INTO "
+        "FUNCTION remote)",
     )
     _yes_no_flag(parser, "--migrate-dicts", "also recreate DDL dictionaries (ClickHouse >= 19.17)")
     parser.add_argument(
         "--parallelism",
         type=parallelism,
-        default=DEFAULT_PARALLELISM,
+        default=None,  # DEFAULT_PARALLELISM, set after the flags' combinations are checked
         metavar="N",
         help=f"copy queries run at once: tables, or partitions of big tables (default {DEFAULT_PARALLELISM})",
     )
@@ -270,16 +304,22 @@ def _add_copy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategy",
         choices=("swap", "recreate"),
-        default="swap",
+        default=None,  # DEFAULT_STRATEGY, set after the flags' combinations are checked
         help="swap (default): copy into a staging database, verify, then swap table by table (the previous "
         "copy stays readable until the new one is verified); recreate: drop, then copy (downtime)",
     )
     content = parser.add_mutually_exclusive_group()
-    content.add_argument("--schema-only", action="store_true", help="create the objects, copy no rows")
+    content.add_argument(
+        "--schema-only",
+        action="store_true",
+        help="create the objects, copy no rows (refused with "
+        f"{', '.join(IGNORED_WITH['--schema-only'])}: they concern the copy)",
+    )
     content.add_argument(
         "--data-only",
         action="store_true",
-        help="append rows into the existing destination tables (no DDL, nothing dropped)",
+        help="append rows into the existing destination tables (no DDL, nothing dropped; refused with "
+        f"{', '.join(IGNORED_WITH['--data-only'])})",
     )
     parser.add_argument(
         "--setting",
@@ -296,7 +336,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress-interval",
         type=positive_seconds,
-        default=10.0,
+        default=None,  # DEFAULT_PROGRESS_INTERVAL, set after the flags' combinations are checked
         metavar="SECONDS",
         help="seconds between [progress] lines of a long copy query (default 10)",
     )
@@ -342,10 +382,45 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether `flag` was on the command line (the flags IGNORED_WITH names default to None, False or [])."""
+    value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+    return value is not None and value is not False and value != []
+
+
+def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a flag that another one makes meaningless, naming both (exit 2)."""
+    for mode, ignored in IGNORED_WITH.items():
+        if given(args, mode):
+            for flag in ignored:
+                if given(args, flag):
+                    parser.error(f"argument {flag}: not allowed with argument {mode}, which ignores it")
+    if args.destination_verify_flag and not args.destination_secure_flag:
+        parser.error(
+            "argument --destination-verify-flag: y needs --destination-secure-flag y (without TLS there is "
+            "no certificate to verify)"
+        )
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The checked flags, defaults filled in; exits 2 on bad flags, before any connection."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad flags, before any connection
+    args = parser.parse_args(argv)
+    check_combinations(parser, args)
+    for name, default in (
+        ("strategy", DEFAULT_STRATEGY),
+        ("execute_query_on", DEFAULT_EXECUTE_ON),
+        ("parallelism", DEFAULT_PARALLELISM),
+        ("progress_interval", DEFAULT_PROGRESS_INTERVAL),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     check_side_databases(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
     reporter = Reporter(json_lines=args.log_format == "json", progress_interval=args.progress_interval)
     for role in ("source", "destination"):
         if getattr(args, f"{role}_password") is not None:
@@ -354,20 +429,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reason=f"--{role}-password is visible to every user of this machine (ps, /proc): "
                 f"set {PASSWORD_ENV[role]} instead",
             )
+    options = options_from(args)
     try:
         with cancellation.on_signals(reporter):
-            return int(run(options_from(args), reporter))
+            return int(run(options, reporter))
     except MigrationError as error:
         print(f"clickhouse-migrate: error: {escape(error.message)}", file=sys.stderr, flush=True)
         return int(error.exit_code)
     except (KeyboardInterrupt, cancellation.Cancelled) as interrupt:
         print(f"clickhouse-migrate: interrupted ({interrupt or 'SIGINT'})", file=sys.stderr, flush=True)
         return int(ExitCode.INTERRUPTED)
-    except Exception as error:  # last resort: still one line, with the type, and a non-zero code
-        print(
-            f"clickhouse-migrate: unexpected error: {type(error).__name__}: {escape(str(error))}",
-            file=sys.stderr,
-        )
+    except Exception as error:  # last resort: the cause on one line, then the whole detail
+        passwords = (options.source.password, options.destination.password)
+        print("\n".join(unexpected_error_lines(error, passwords)), file=sys.stderr, flush=True)
         return int(ExitCode.UNEXPECTED)
 
 

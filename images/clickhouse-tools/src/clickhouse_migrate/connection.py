@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -17,7 +16,8 @@ from clickhouse_driver import errors as driver_errors
 
 from .cancellation import TRACKER
 from .ddl import ServerFeatures
-from .errors import ExitCode, MigrationError
+from .errors import ExitCode, MigrationError, first_line
+from .failure import note_server
 
 # clickhouse-driver logs every failed connect attempt with a traceback: our errors say it in one line.
 logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
@@ -52,14 +52,6 @@ class Endpoint:
         """host:port as remote() reads it (an IPv6 address in brackets: its colons are not the port's)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-
-def first_line(error: BaseException) -> str:
-    """The server's or library's message without stack trace: one line for a report."""
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    line = re.sub(r"\.?\s*Stack trace:.*$", "", line.removeprefix("DB::Exception: "))
-    return line.rstrip(". ")
 
 
 @dataclass(frozen=True)
@@ -186,13 +178,14 @@ class Server:
             )
         except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError, ssl.SSLError) as error:
             raise self._unreachable(error) from error
-        except driver_errors.ServerException as error:
-            if error.code in _AUTH_ERROR_CODES:
+        except Exception as error:  # a server's error, or e.g. a connection closed mid-answer (EOFError)
+            if isinstance(error, driver_errors.ServerException) and error.code in _AUTH_ERROR_CODES:
                 raise MigrationError(
                     ExitCode.AUTHENTICATION,
                     f"authentication failed for user '{self.endpoint.user}' on {self.endpoint.role} "
                     f"{self.endpoint.address}: {first_line(error)}",
                 ) from error
+            note_server(error, f"{self.endpoint.role} {self.endpoint.address}")
             raise
 
     def progress_run(self, client: Client, sql: str, settings: dict[str, Any]) -> Iterator[tuple[int, int]]:
@@ -204,6 +197,9 @@ class Server:
             result.get_result()
         except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, OSError) as error:
             raise self._unreachable(error) from error
+        except Exception as error:
+            note_server(error, f"{self.endpoint.role} {self.endpoint.address}")
+            raise
 
     def _unreachable(self, error: BaseException) -> MigrationError:
         if isinstance(error, socket.gaierror):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -22,9 +23,11 @@ class ExitCode(IntEnum):
 
 EXIT_CODE_HELP = """exit codes:
   0  success
-  1  unexpected error
-  2  bad command line, a reserved destination database, or a host that is no host name or IP address
-     (nothing was contacted)
+  1  unexpected error: the first line says the step, the server and its error code and message; the
+     lines after it the server's whole message and the tool's traceback
+  2  bad command line (nothing was contacted): flags of which one makes the other meaningless, a reserved
+     source (system, INFORMATION_SCHEMA) or destination (also default) database, a host that is no host
+     name or IP address
   3  a server is unreachable, or the executing server cannot reach the other through remote() (retryable)
   4  authentication failed
   5  the source database does not exist
@@ -50,3 +53,11 @@ class MigrationError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
         self.message = message
+
+
+def first_line(error: BaseException) -> str:
+    """The server's or library's message without stack trace: one line for a report."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    line = re.sub(r"\.?\s*Stack trace:.*$", "", line.removeprefix("DB::Exception: "))
+    return line.rstrip(". ")

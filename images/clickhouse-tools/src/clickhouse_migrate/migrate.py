@@ -13,6 +13,7 @@ from .catalog import DbObject, ObjectKind, read_catalog
 from .connection import Endpoint, Server, first_line, same_server
 from .copy import CopyRoute, CopyTask, RouteEnd, copy_in_parallel, partition_tasks, remote_function
 from .errors import ExitCode, MigrationError
+from .failure import step
 from .plan import Plan, Selection, build_plan
 from .report import CopyResult, Reporter
 from .sql import mask_secret, qualified, quote_identifier
@@ -87,11 +88,21 @@ def run(options: Options, reporter: Reporter) -> ExitCode:
         if options.strategy == "swap" and not (options.schema_only or options.data_only):
             outcome = swap.execute(options, plan, source, destination, reporter)
         else:
-            outcome = execute(options, plan, source, destination, reporter)
+            with step(f"copying ({mode_flag(options)})"):
+                outcome = execute(options, plan, source, destination, reporter)
         return summarize(outcome, plan, reporter)
     finally:
         source.close()
         destination.close()
+
+
+def mode_flag(options: Options) -> str:
+    """The flag that chose how the copy is written (named in unexpected errors)."""
+    if options.schema_only:
+        return "--schema-only"
+    if options.data_only:
+        return "--data-only"
+    return f"--strategy {options.strategy}"
 
 
 def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
@@ -100,13 +111,21 @@ def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
     source = Server(src, writable=False)
     destination = Server(dst, writable=True)
     for server in (source, destination):
-        server.connect()
+        with step(f"connecting to the {server.endpoint.role} (preflight)"):
+            server.connect()
         reporter.event(
             "connect",
             role=server.endpoint.role,
             address=server.endpoint.address,
             version=server.features.version,
         )
+    with step("checking the source database and the servers' identity (preflight)"):
+        check_source_and_identity(options, source, destination)
+    return source, destination
+
+
+def check_source_and_identity(options: Options, source: Server, destination: Server) -> None:
+    src, dst = options.source, options.destination
     if not source.database_exists(src.database):
         raise MigrationError(
             ExitCode.SOURCE_DATABASE_MISSING,
@@ -119,12 +138,12 @@ def preflight(options: Options, reporter: Reporter) -> tuple[Server, Server]:
             f"destination {dst.address}/{dst.database} is the source {src.address}/{src.database} itself "
             "(the servers report the same identity): refusing to copy onto it",
         )
-    return source, destination
 
 
+@step("choosing --partition-split-min-rows (plan)")
 def resolve_split(options: Options, route: CopyRoute, plan: Plan, reporter: Reporter) -> Options:
     """The automatic --partition-split-min-rows: split big tables where the copy can run in parallel."""
-    if options.partition_split_min_rows is not None:
+    if options.partition_split_min_rows is not None or options.schema_only:
         return options
     threads = query_threads(route.executor)
     if threads > SPLIT_MIN_THREADS:
@@ -172,6 +191,7 @@ def check_route_reachable(options: Options, route: CopyRoute) -> None:
         ) from error
 
 
+@step("checking where remote() of --execute-query-on leads (preflight)")
 def check_route_target(route: CopyRoute, source: Server, destination: Server) -> None:
     """remote() of the executing server must reach the other server, not lead back to itself.
 
@@ -232,7 +252,9 @@ def check_copy_route(options: Options, source: Server, destination: Server) -> N
         )
 
 
-def plan_migration(options: Options, source: Server, destination: Server, reporter: Reporter) -> Plan:
+@step("checking the copy route of --execute-query-on (preflight)")
+def check_route(options: Options, source: Server, destination: Server) -> None:
+    """The executing server can run the copy query and reaches the other server, not itself."""
     check_copy_route(options, source, destination)
     route = copy_route(options, source, destination)
     check_copy_settings(options, route)
@@ -242,6 +264,13 @@ def plan_migration(options: Options, source: Server, destination: Server, report
     check_remote_database_names(options, route, remote_databases)
     check_route_reachable(options, route)
     check_route_target(route, source, destination)
+
+
+@step("reading the source's objects (plan)")
+def plan_migration(options: Options, source: Server, destination: Server, reporter: Reporter) -> Plan:
+    if not options.schema_only:  # no rows go from server to server: no route to check
+        check_route(options, source, destination)
+    route = copy_route(options, source, destination)
     selection = options.selection
     if selection.migrate_dicts and not source.features.ddl_dictionaries:
         reporter.event(
@@ -344,6 +373,7 @@ def check_push_columns(plan: Plan, source: Server, database: str) -> None:
         )
 
 
+@step("listing the destination objects that would be replaced (--dry-run)")
 def list_drops(options: Options, plan: Plan, destination: Server, reporter: Reporter) -> int:
     """Dry run: every destination object the run would drop or replace (nothing is dropped)."""
     if options.data_only:
@@ -381,6 +411,7 @@ def warn_about_foreign_views(destination: Server, database: str, plan: Plan, rep
             )
 
 
+@step("estimating the source's rows (plan)")
 def estimate_rows(source: Server, database: str, objects: Sequence[DbObject]) -> None:
     """Row estimates for the plan: part metadata for MergeTree tables, count() for the others."""
     parts = dict(
@@ -508,6 +539,7 @@ def copy_settings(
     return settings
 
 
+@step("dropping the planned destination objects")
 def drop_existing(destination: Server, client: Client, plan: Plan, database: str, reporter: Reporter) -> None:
     """Drop the planned objects on the destination, dependents first, so the run is idempotent."""
     existing = existing_objects(destination, database)
@@ -565,6 +597,7 @@ def creation_blocker(obj: DbObject, outcome: Outcome) -> str | None:
     return None
 
 
+@step("verifying the copy against the source (row counts, checksums with --verify)")
 def verify(
     options: Options, source: Server, destination: Server, outcome: Outcome, reporter: Reporter
 ) -> None:

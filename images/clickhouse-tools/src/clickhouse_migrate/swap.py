@@ -35,6 +35,7 @@ from .catalog import INNER_TABLE_PREFIXES, DbObject, ObjectKind, inner_table_obj
 from .connection import Server, first_line
 from .copy import CopyTask, copy_in_parallel, partition_tasks, supports_partition_id
 from .errors import MigrationError
+from .failure import step
 from .plan import Plan
 from .report import CopyResult, Reporter
 from .sql import partition_filter, qualified, quote_identifier, quote_string
@@ -64,13 +65,15 @@ class Staged:
     remembered: dict[str, state.PartitionState] | None = None  # verified state to save after the swap
 
 
+@step("copying (--strategy swap)")
 def execute(
     options: m.Options, plan: Plan, source: Server, destination: Server, reporter: Reporter
 ) -> m.Outcome:
     outcome = m.Outcome()
     dst, stage = options.destination.database, options.staging_database
-    for database in (dst, stage):
-        destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+    with step("creating the destination and staging databases (--strategy swap)"):
+        for database in (dst, stage):
+            destination.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
     stage_client = destination.new_client(database=stage)
     dst_client = destination.new_client(database=dst)
     remembered = load_state(destination, dst, reporter)
@@ -82,7 +85,8 @@ def execute(
         route = m.copy_route(options, source, destination)
         settings = m.copy_settings(options, route, source, destination)
         tasks = [task for table in staged for task in table.tasks]
-        with Verifier(options, staged, source, destination) as verifier:
+        copying = step("copying into the staging database (--strategy swap)")
+        with copying, Verifier(options, staged, source, destination) as verifier:
             outcome.copies += copy_in_parallel(
                 route, tasks, settings, reporter, options.parallelism, on_done=verifier.copied
             )
@@ -112,6 +116,7 @@ def execute(
     return outcome
 
 
+@step("creating the staging tables and comparing with the destination (--strategy swap)")
 def stage_tables(
     options: m.Options,
     plan: Plan,
@@ -377,6 +382,7 @@ class Verifier:
             client.disconnect()
 
 
+@step("verifying the staged copy against the source (--strategy swap)")
 def verify_staging(
     options: m.Options,
     staged: list[Staged],
@@ -440,6 +446,7 @@ def verify_staging(
             outcome.mismatches.append(f"{name}: partitions differ: {','.join(differing)}")
 
 
+@step("moving the staged tables in (--strategy swap)")
 def swap_in(
     options: m.Options,
     plan: Plan,
@@ -614,6 +621,7 @@ def save_state(destination: Server, database: str, tables: list[Staged], reporte
         reporter.event("notice", message=f"state for the next run not saved: {first_line(error)}")
 
 
+@step("dropping the previous copies and the staging database (--strategy swap)")
 def drop_leftovers(options: m.Options, destination: Server, reporter: Reporter) -> None:
     """The previous copies and the staging database, once everything is in place."""
     for database in (options.previous_database, options.staging_database):
