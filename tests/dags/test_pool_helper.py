@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow_platform_pools import PresetsError, UnknownPoolError, pod_settings, pool_label_key
 from airflow_platform_pools.testing import example_presets_path, restore_presets, use_presets
 from kubernetes.client import models as k8s
@@ -337,6 +338,75 @@ WRONG_SHAPES = [
 def test_arguments_of_the_wrong_shape_are_refused_naming_them(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pod_settings("general", **overrides)
+
+
+# Environment variable names the API server refuses (only when the task ran and created the pod).
+BAD_ENV_NAMES = [
+    ({"env_vars": {"MY VAR": "x"}}, r"env_vars: 'MY VAR' is not an environment variable name"),
+    ({"env_vars": {"1ST": "x"}}, r"env_vars: '1ST' is not an environment variable name"),
+    ({"env_vars": {"A=B": "x"}}, r"env_vars: 'A=B'"),
+    ({"env_vars": [k8s.V1EnvVar(name="OK"), k8s.V1EnvVar(name="BAD\n")]}, r"env_vars\[1\]: 'BAD\\n'"),
+    ({"env_vars": [{"name": "$(X)", "value": "1"}]}, r"env_vars\[0\]: '\$\(X\)'"),
+    (
+        {"secrets": [Secret("env", "DB PASSWORD", "db", "password")]},
+        r"secrets\[0\] deploy_target: 'DB PASSWORD'",
+    ),
+    (
+        {"env_from": [k8s.V1EnvFromSource(prefix="MY ", config_map_ref=k8s.V1ConfigMapEnvSource(name="cm"))]},
+        r"env_from\[0\] prefix: 'MY '",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_ENV_NAMES)
+def test_environment_variable_names_kubernetes_refuses_are_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_settings("general", **overrides)
+
+
+def test_environment_variable_names_kubernetes_accepts_are_kept() -> None:
+    """Kubernetes accepts more than C identifiers: -, . and a leading _ or . too."""
+    names = ["MODE", "_private", "my-var", "my.var", ".dot", "x1"]
+    secret = Secret("env", "db.password", "db", "password")
+    pod = _pod(**pod_settings("general", env_vars={name: "1" for name in names}, secrets=[secret]))
+    env = [variable.name for variable in pod.spec.containers[0].env]
+    assert env == [*names, "DB.PASSWORD"]  # Airflow upper-cases a Secret's variable name
+
+
+# Numbers that were accepted at parse time and failed (or spun) when the task ran.
+BAD_NUMBERS = [
+    ({"logging_interval": 0, "deferrable": True}, "logging_interval must be an integer >= 1 or None, got 0"),
+    ({"logging_interval": -5, "deferrable": True}, "logging_interval must be an integer >= 1"),
+    ({"logging_interval": "30"}, "logging_interval must be an integer >= 1 or None, got '30'"),
+    ({"logging_interval": True}, "logging_interval must be an integer"),
+    ({"startup_timeout_seconds": -1}, "startup_timeout_seconds must be an integer >= 1, got -1"),
+    ({"startup_timeout_seconds": 0}, "startup_timeout_seconds must be an integer >= 1"),
+    ({"startup_timeout_seconds": None}, "startup_timeout_seconds must be an integer >= 1, got None"),
+    ({"schedule_timeout_seconds": 0}, "schedule_timeout_seconds must be an integer >= 1 or None"),
+    ({"active_deadline_seconds": 0}, "active_deadline_seconds must be an integer >= 1"),
+    ({"active_deadline_seconds": 1.5}, "active_deadline_seconds must be an integer"),
+    ({"startup_check_interval_seconds": 0}, "startup_check_interval_seconds must be an integer >= 1"),
+    ({"termination_grace_period": -1}, "termination_grace_period must be an integer >= 0"),
+    ({"poll_interval": 0}, "poll_interval must be a number above 0, got 0"),
+    ({"poll_interval": float("inf")}, "poll_interval must be a number above 0"),
+    ({"base_container_status_polling_interval": -0.5}, "base_container_status_polling_interval must be"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), BAD_NUMBERS)
+def test_numbers_the_operator_cannot_use_are_refused_naming_them(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_settings("general", **arguments)
+
+
+def test_numbers_at_their_limits_are_kept() -> None:
+    settings = pod_settings(
+        "general", deferrable=True, logging_interval=1, startup_timeout_seconds=1, active_deadline_seconds=1,
+        termination_grace_period=0, poll_interval=0.5, schedule_timeout_seconds=None,
+    )  # fmt: skip
+    kept = ("logging_interval", "termination_grace_period", "poll_interval", "schedule_timeout_seconds")
+    assert [settings[name] for name in kept] == [1, 0, 0.5, None]
+    assert pod_settings("general", deferrable=True, logging_interval=None)["logging_interval"] is None
 
 
 @pytest.mark.parametrize("pool", [["general"], {"general": 1}, 1])

@@ -13,8 +13,10 @@ Outside the platform (a DAG author's CI), `airflow_platform_pools.testing` suppl
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,36 @@ QUALIFIED_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# An environment variable name as the API server validates it (env[].name, envFrom[].prefix).
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # Keyword arguments that would take a pod off its pool or around the platform's checks.
 REFUSED_OVERRIDES = {"container_resources": "use resources= (merged with the pool's defaults and checked)"}
 NODE_AFFINITY = "the pool's node affinity places the pod (pod affinity and anti-affinity are added to it)"
 DEFAULT_LOGGING_INTERVAL = 60
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What a numeric KubernetesPodOperator argument must be."""
+
+    integer: bool  # an int (the operator's and the API's type); else any finite number above 0
+    minimum: int = 1  # for integers
+    optional: bool = True  # None keeps the operator's meaning (no deadline, no periodic log fetch)
+
+
+# Numbers refused here that used to fail the task at run time: the API server refuses activeDeadlineSeconds
+# below 1 and a negative grace period, a negative sleep raises, a timeout of 0 gives up at once and an
+# interval of 0 polls in a busy loop.
+NUMERIC_ARGUMENTS = {
+    "logging_interval": NumberRule(integer=True),
+    "startup_timeout_seconds": NumberRule(integer=True, optional=False),
+    "startup_check_interval_seconds": NumberRule(integer=True, optional=False),
+    "schedule_timeout_seconds": NumberRule(integer=True),
+    "active_deadline_seconds": NumberRule(integer=True),
+    "termination_grace_period": NumberRule(integer=True, minimum=0),
+    "poll_interval": NumberRule(integer=False, optional=False),
+    "base_container_status_polling_interval": NumberRule(integer=False, optional=False),
+}
 
 __all__ = [
     "PresetsError",
@@ -243,9 +271,54 @@ def _check_shapes(overrides: dict[str, Any]) -> None:
                 raise ValueError(f"env_vars {name!r}: names and values are strings, got {text!r}")
 
 
+def _check_number(name: str, value: Any) -> None:
+    rule = NUMERIC_ARGUMENTS[name]
+    if value is None and rule.optional:
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if rule.integer:
+        valid = number and isinstance(value, int) and value >= rule.minimum
+        wanted = f"an integer >= {rule.minimum}"
+    else:
+        valid = number and math.isfinite(value) and value > 0
+        wanted = "a number above 0"
+    if not valid:
+        raise ValueError(f"{name} must be {wanted}{' or None' if rule.optional else ''}, got {value!r}")
+
+
+def _env_names(overrides: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(argument, name) of every environment variable name the pod would get from the overrides."""
+    env_vars = overrides.get("env_vars") or []
+    if isinstance(env_vars, dict):
+        names: list[tuple[str, Any]] = [("env_vars", name) for name in env_vars]
+    else:
+        names = [(f"env_vars[{i}]", _as_dict(variable).get("name")) for i, variable in enumerate(env_vars)]
+    for index, secret in enumerate(overrides.get("secrets") or []):
+        target = getattr(secret, "deploy_target", None)
+        if getattr(secret, "deploy_type", None) == "env" and target is not None:  # None: every key
+            names.append((f"secrets[{index}] deploy_target", target))
+    for index, source in enumerate(overrides.get("env_from") or []):
+        prefix = _as_dict(source).get("prefix")
+        if prefix:  # validated as a name of its own
+            names.append((f"env_from[{index}] prefix", prefix))
+    return names
+
+
+def _check_env_names(overrides: dict[str, Any]) -> None:
+    for argument, name in _env_names(overrides):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise ValueError(
+                f"{argument}: {name!r} is not an environment variable name Kubernetes accepts (letters, "
+                "digits, -, _ and ., not starting with a digit)"
+            )
+
+
 def _check_overrides(pool_name: str, settings: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Refuse what would take the pod off its pool, around the platform's checks, or expand $(VAR)."""
     _check_shapes(overrides)
+    _check_env_names(overrides)
+    for name in NUMERIC_ARGUMENTS.keys() & overrides.keys():
+        _check_number(name, overrides[name])
     for key, advice in REFUSED_OVERRIDES.items():
         if overrides.get(key) is not None:
             raise ValueError(f"{key} cannot be passed to pod_settings: {advice}")
@@ -309,6 +382,9 @@ def _merge(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
             # The pool's own entries (the pool label) win: they are what the platform relies on.
             merged[key] = {**(value or {}), **(settings.get(key) or {})}
         elif key in MERGED_LISTS:
+            if key == "env_vars" and isinstance(value, dict):
+                # {name: value}: spread as a list it gave the pod its names only, as strings.
+                value = [k8s.V1EnvVar(name=name, value=text) for name, text in value.items()]
             merged[key] = [*(settings.get(key) or []), *(value or [])]
         elif key == "affinity":
             # The author's pod (anti-)affinity next to the pool's node affinity (checked: no nodeAffinity).
@@ -348,12 +424,18 @@ def pod_settings(
     pool's tolerations or node labels, node affinity), which is refused; `callbacks` are added to the
     platform's (the job pod start latency metric, `airflow_platform_pools.metrics`). `deferrable=True`
     hands the wait for a long pod to the triggerer (no worker pod held), streaming its log every
-    `logging_interval` seconds.
+    `logging_interval` seconds (None: once, at the end).
+
+    Refused with a ValueError naming the argument, when the DAG is parsed: environment variable names
+    Kubernetes rejects (env_vars, secrets' deploy_target, env_from prefixes) and numbers the operator or the
+    API server cannot use (NUMERIC_ARGUMENTS: a timeout, interval or deadline of 0 or below, a negative
+    termination_grace_period, a float where Kubernetes wants an integer).
     """
     # Imported here: it loads Airflow's provider and metrics modules, which only a DAG file needs.
     from .metrics import JobPodStartLatency
 
     settings = _pool(pool)
+    _check_number("logging_interval", logging_interval)
     defaults = presets().get("podDefaults", {})
     merged_resources = _resources(pool, settings, resources)
     _check_overrides(pool, settings, overrides)
@@ -391,5 +473,5 @@ def pod_settings(
         # The Airflow pool mirrors the namespace quota: a full quota queues tasks instead of failing pods.
         base["pool"] = settings["airflowPool"]
     if deferrable:
-        base |= {"deferrable": True, "logging_interval": int(logging_interval)}
+        base |= {"deferrable": True, "logging_interval": logging_interval}
     return _merge(base, overrides)
