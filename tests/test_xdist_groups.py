@@ -39,7 +39,7 @@ SERIAL_ONLY = {"e2e", "cluster"}
         ("test_xdist_groups.py", "test_xdist_groups.py"),
         ("e2e/test_sync_dag.py", "lane: kind release"),
         ("e2e/test_zz_helm_lifecycle.py", "lane: kind release"),
-        ("cluster/test_diagnostics.py", "lane: kind release"),
+        ("cluster/test_diagnostics.py", "lane: production release"),
         ("e2e/test_server_dry_run.py", "lane: production release"),
         ("e2e/test_zzz_production_scenario.py", "lane: production release"),
         ("cluster/test_cluster.py", "lane: docker and nodes"),
@@ -138,12 +138,15 @@ def _lane_files(lane: str) -> list[str]:
 
 def test_the_kind_release_is_uninstalled_last_in_its_lane() -> None:
     files = _lane_files("lane: kind release")
-    assert files[0] == "test_diagnostics.py"  # tests/cluster collects before tests/e2e
     assert files[-1] == "test_zz_helm_lifecycle.py"
+    assert "test_diagnostics.py" not in files  # its `make up` must never run beside the uninstall
 
 
-def test_the_dry_run_removes_its_namespaces_before_the_production_release() -> None:
+def test_the_production_lane_runs_diagnostics_then_the_dry_run_then_its_release() -> None:
+    """Diagnostics first (tests/cluster collects before tests/e2e), in the kind lane's harmless first
+    minutes; the dry run removes its namespaces before the production release needs them."""
     assert _lane_files("lane: production release") == [
+        "test_diagnostics.py",
         "test_server_dry_run.py",
         "test_zzz_production_scenario.py",
     ]

@@ -216,6 +216,25 @@ def repository(core: k8s.CoreV1Api) -> Iterator[Repository]:
         yield Repository(url, Path(workdir))
 
 
+def registry_pull_secrets(core: k8s.CoreV1Api, namespace: str) -> list[k8s.V1LocalObjectReference]:
+    """In registry mode, a pull Secret with the local registry's credential in `namespace` (one the chart
+    does not manage, so it has none), as imagePullSecrets for a test's pod there; none otherwise."""
+    if not config.registry_mode():
+        return []
+    from scripts import registry
+
+    secret = k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="e2e-registry-pull"), type="kubernetes.io/dockerconfigjson",
+        string_data={".dockerconfigjson": registry.docker_config_json()},
+    )  # fmt: skip
+    try:
+        core.create_namespaced_secret(namespace, secret)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return [k8s.V1LocalObjectReference(name="e2e-registry-pull")]
+
+
 FOREIGN_SECRET = "e2e-not-for-jobs"
 
 

@@ -34,7 +34,7 @@ from tests.ops.prometheus_server import Prometheus
 from tests.ops.service_monitor import scrape_job
 
 from .bundle_repo import wait_until
-from .conftest import port_forward
+from .conftest import port_forward, registry_pull_secrets
 
 pytestmark = pytest.mark.cluster
 
@@ -113,7 +113,7 @@ def _live_service_monitor(kube: k8s.ApiClient) -> dict[str, Any]:
     return k8s.CustomObjectsApi(kube).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, RELAY)
 
 
-def _scraper_pod(image: str) -> k8s.V1Pod:
+def _scraper_pod(image: str, pull_secrets: list[k8s.V1LocalObjectReference]) -> k8s.V1Pod:
     restricted = k8s.V1SecurityContext(
         run_as_non_root=True, run_as_user=10004, run_as_group=10004, allow_privilege_escalation=False,
         read_only_root_filesystem=True, capabilities=k8s.V1Capabilities(drop=["ALL"]),
@@ -130,6 +130,7 @@ def _scraper_pod(image: str) -> k8s.V1Pod:
                 k8s.V1Toleration(key=POOL_LABEL, operator="Equal", value=AIRFLOW_POOL, effect="NoSchedule")
             ],
             node_selector={POOL_LABEL: AIRFLOW_POOL},
+            image_pull_secrets=pull_secrets,
             containers=[
                 k8s.V1Container(
                     name="prometheus",
@@ -189,7 +190,8 @@ def scraper(kube: k8s.ApiClient, scrape_config: dict[str, Any]) -> Iterator[Prom
             metadata=k8s.V1ObjectMeta(name="scraper"), data={"prometheus.yml": yaml.safe_dump(scrape_config)}
         )
         core.create_namespaced_config_map(SCRAPER_NAMESPACE, config_map)
-        pod = core.create_namespaced_pod(SCRAPER_NAMESPACE, _scraper_pod(image)).metadata.name
+        pull_secrets = registry_pull_secrets(core, SCRAPER_NAMESPACE)  # the relay's image, from the registry
+        pod = core.create_namespaced_pod(SCRAPER_NAMESPACE, _scraper_pod(image, pull_secrets)).metadata.name
 
         def ready() -> bool:
             status = core.read_namespaced_pod(pod, SCRAPER_NAMESPACE).status

@@ -35,7 +35,7 @@ from scripts.common import run, wait_until
 from scripts.images import image_tag
 from tests.facts import image_ref
 
-from .conftest import PodPlacement, PodRecorder, SyncRun, port_forward
+from .conftest import PodPlacement, PodRecorder, SyncRun, port_forward, registry_pull_secrets
 from .demo_clickhouse import DemoClickHouse, expected_copy
 from .test_sync_dag import EXPECTED_POOL as SYNC_TASK_POOLS
 
@@ -79,7 +79,7 @@ spec:
         fsGroup: 999
         seccompProfile: {type: RuntimeDefault}
       nodeSelector: NODE_SELECTOR
-      imagePullSecrets: [{name: registry-pull}]
+      imagePullSecrets: [{name: e2e-registry-pull}]  # conftest.registry_pull_secrets
       tolerations: [{key: airflow-platform.io/pool, operator: Exists, effect: NoSchedule}]
       containers:
         - name: postgres
@@ -152,10 +152,7 @@ def external_database(kube: k8s.ApiClient, core: k8s.CoreV1Api) -> Iterator[str]
     _secret(core, DB_NAMESPACE, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="postgres"), string_data={"password": password}
     ))  # fmt: skip
-    _secret(core, DB_NAMESPACE, k8s.V1Secret(
-        metadata=k8s.V1ObjectMeta(name="registry-pull"), type="kubernetes.io/dockerconfigjson",
-        string_data={".dockerconfigjson": registry.docker_config_json()},
-    ))  # fmt: skip
+    registry_pull_secrets(core, DB_NAMESPACE)
     for manifest in _postgres_manifests(image_tag()):
         k8s_utils.create_from_dict(kube, manifest, namespace=DB_NAMESPACE)
     apps = k8s.AppsV1Api(kube)
