@@ -26,15 +26,17 @@ def test_active_task_keys_reads_running_tasks_from_the_metadata_database(
     wait_until(lambda: ops_airflow.api("GET", path).json()["state"] == "running", "the sleeping task", 240)
     env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ops_airflow.sql_alchemy_conn,
            "AIRFLOW_HOME": str(tmp_path)}  # fmt: skip
+    # The keys go to a file: Airflow's own logging (a failed metrics export at exit) may print after them.
+    output = tmp_path / "active.json"
     code = (
         f"import json, sys; sys.path.insert(0, {str(SCRIPT.parent)!r}); import reap_orphans;"
-        "print(json.dumps(sorted(reap_orphans.active_task_keys())))"
+        f"open({str(output)!r}, 'w').write(json.dumps(sorted(reap_orphans.active_task_keys())))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    active = {tuple(key) for key in json.loads(result.stdout.strip().splitlines()[-1])}
+    active = {tuple(key) for key in json.loads(output.read_text())}
     assert reaper.label_key(dag_id, "sleeps", run_id, -1) in active
     assert (
         *tuple(operator_labels(dag_id, "sleeps", run_id)[k] for k in ("dag_id", "task_id", "run_id")),
