@@ -41,7 +41,8 @@ def _client_name(data: bytes) -> bytes | None:
     return name if len(name) == length else None
 
 
-def _pump(reader: socket.socket, writer: socket.socket) -> None:
+def pump(reader: socket.socket, writer: socket.socket) -> None:
+    """Copies reader to writer until either side closes, then shuts both down (one direction of a proxy)."""
     with contextlib.suppress(OSError):
         while data := reader.recv(65536):
             writer.sendall(data)
@@ -64,8 +65,8 @@ def _serve(client: socket.socket, tool_port: int, others_port: int) -> None:
     port = tool_port if name == TOOL_CLIENT_NAME else others_port
     upstream = socket.create_connection(("127.0.0.1", port))
     upstream.sendall(hello)
-    threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
-    _pump(upstream, client)
+    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+    pump(upstream, client)
     client.close()
     upstream.close()
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from .conftest import Servers, base_args, databases, run_tool
+from .split_route import pump
 
 
 @contextlib.contextmanager
@@ -21,20 +22,12 @@ def single_connection_forwarder(target_port: int) -> Iterator[int]:
     port = listener.getsockname()[1]
     busy = threading.Lock()
 
-    def pipe(reader: socket.socket, writer: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := reader.recv(65536):
-                writer.sendall(data)
-        for sock in (reader, writer):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
     def serve(client: socket.socket) -> None:
         try:
             upstream = socket.create_connection(("127.0.0.1", target_port))
-            downstream = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+            downstream = threading.Thread(target=pump, args=(upstream, client), daemon=True)
             downstream.start()
-            pipe(client, upstream)
+            pump(client, upstream)
             downstream.join()
         finally:
             busy.release()
