@@ -216,6 +216,17 @@ def repository(core: k8s.CoreV1Api) -> Iterator[Repository]:
         yield Repository(url, Path(workdir))
 
 
+def namespace_gone(core: k8s.CoreV1Api, name: str) -> bool:
+    """Whether namespace `name` is gone (not only terminating: a terminating one refuses new objects)."""
+    try:
+        core.read_namespace(name)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False
+
+
 def registry_pull_secrets(core: k8s.CoreV1Api, namespace: str) -> list[k8s.V1LocalObjectReference]:
     """In registry mode, a pull Secret with the local registry's credential in `namespace` (one the chart
     does not manage, so it has none), as imagePullSecrets for a test's pod there; none otherwise."""

@@ -5,8 +5,6 @@ pod's imagePullSecret, so a pod without it is refused by the registry."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,16 +51,13 @@ def pushed_image() -> str:
 
 @pytest.fixture(scope="module")
 def namespace(core: k8s.CoreV1Api) -> Iterator[str]:
-    user = registry.credentials()
-    auth = base64.b64encode(f"{user['username']}:{user['password']}".encode()).decode()
-    docker_config = {"auths": {config.REGISTRY_HOST: {"auth": auth}}}
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NAMESPACE)))
     core.create_namespaced_secret(
         NAMESPACE,
         k8s.V1Secret(
             metadata=k8s.V1ObjectMeta(name=PULL_SECRET),
             type="kubernetes.io/dockerconfigjson",
-            string_data={".dockerconfigjson": json.dumps(docker_config)},
+            string_data={".dockerconfigjson": registry.docker_config_json()},
         ),
     )
     yield NAMESPACE

@@ -27,6 +27,8 @@ from tests.chart.rendering import CHART, HELM, NAMESPACE, RELEASE
 from tests.chart.test_render_semantics import ALL_SCENARIOS as SCENARIOS
 from tests.facts import ROOT
 
+from .conftest import namespace_gone
+
 pytestmark = pytest.mark.cluster
 
 KUBECTL = str(ROOT / ".tools" / "bin" / "kubectl") if (ROOT / ".tools/bin/kubectl").exists() else "kubectl"
@@ -75,17 +77,7 @@ def namespaces(core: k8s.CoreV1Api) -> Iterator[Callable[[set[str]], None]]:
     # Gone, not only terminating: the production lane installs its release into some of these next
     # (tests/conftest.py E2E_LANES), and a terminating namespace refuses new objects.
     for name in created:
-        wait_until(lambda name=name: _absent(core, name), f"namespace {name} to be deleted", 180)
-
-
-def _absent(core: k8s.CoreV1Api, name: str) -> bool:
-    try:
-        core.read_namespace(name)
-    except ApiException as error:
-        if error.status == 404:
-            return True
-        raise
-    return False
+        wait_until(lambda name=name: namespace_gone(core, name), f"namespace {name} to be deleted", 180)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

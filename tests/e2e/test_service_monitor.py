@@ -34,7 +34,7 @@ from tests.ops.prometheus_server import Prometheus
 from tests.ops.service_monitor import scrape_job
 
 from .bundle_repo import wait_until
-from .conftest import port_forward, registry_pull_secrets
+from .conftest import namespace_gone, port_forward, registry_pull_secrets
 
 pytestmark = pytest.mark.cluster
 
@@ -113,6 +113,9 @@ def _live_service_monitor(kube: k8s.ApiClient) -> dict[str, Any]:
     return k8s.CustomObjectsApi(kube).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, RELAY)
 
 
+SCRAPER_DELETED = f"namespace {SCRAPER_NAMESPACE} deleted"
+
+
 def _scraper_pod(image: str, pull_secrets: list[k8s.V1LocalObjectReference]) -> k8s.V1Pod:
     restricted = k8s.V1SecurityContext(
         run_as_non_root=True, run_as_user=10004, run_as_group=10004, allow_privilege_escalation=False,
@@ -181,9 +184,9 @@ def scraper(kube: k8s.ApiClient, scrape_config: dict[str, Any]) -> Iterator[Prom
     core = k8s.CoreV1Api(kube)
     relay = k8s.AppsV1Api(kube).read_namespaced_deployment(RELAY, NAMESPACE)
     image = relay.spec.template.spec.containers[0].image  # the test-servers image the release runs
-    if not _namespace_gone(core):  # left by an interrupted run
+    if not namespace_gone(core, SCRAPER_NAMESPACE):  # left by an interrupted run
         core.delete_namespace(SCRAPER_NAMESPACE)
-        wait_until(lambda: _namespace_gone(core), f"namespace {SCRAPER_NAMESPACE} deleted", 180)
+        wait_until(lambda: namespace_gone(core, SCRAPER_NAMESPACE), SCRAPER_DELETED, 180)
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=SCRAPER_NAMESPACE)))
     try:
         config_map = k8s.V1ConfigMap(
@@ -203,17 +206,7 @@ def scraper(kube: k8s.ApiClient, scrape_config: dict[str, Any]) -> Iterator[Prom
             yield Prometheus(url)
     finally:
         core.delete_namespace(SCRAPER_NAMESPACE)
-        wait_until(lambda: _namespace_gone(core), f"namespace {SCRAPER_NAMESPACE} deleted", 180)
-
-
-def _namespace_gone(core: k8s.CoreV1Api) -> bool:
-    try:
-        core.read_namespace(SCRAPER_NAMESPACE)
-    except ApiException as error:
-        if error.status == 404:
-            return True
-        raise
-    return False
+        wait_until(lambda: namespace_gone(core, SCRAPER_NAMESPACE), SCRAPER_DELETED, 180)
 
 
 def test_the_service_monitor_selects_the_relay_service(kube: k8s.ApiClient, monitored_release: None) -> None:
