@@ -19,6 +19,7 @@ from pathlib import Path
 import airflow_client.client as airflow_client
 import pytest
 import requests
+from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
@@ -131,6 +132,13 @@ class PodRecorder:
                 if self._stop.is_set():
                     stream.stop()
 
+    def placements_of_run(self, dag_id: str, run_id: str) -> list[PodPlacement]:
+        """The pods of one DAG run, as the executor and the operator label them. The watch also lists
+        the pods that were there before (finished pods of earlier runs the executor has not deleted
+        yet), which are not the run's."""
+        labels = {"dag_id": dag_id, "run_id": make_safe_label_value(run_id)}
+        return [p for p in self.placements.values() if labels.items() <= p.labels.items()]
+
     def __enter__(self) -> PodRecorder:
         for thread in self._threads:
             thread.start()
@@ -157,8 +165,7 @@ def sync_run(airflow_api: object, core: k8s.CoreV1Api) -> SyncRun:
     with PodRecorder(core) as recorder:
         run_id = platform_api.trigger_dag(airflow_api, dag_id)
         state = platform_api.wait_for_dag_run(airflow_api, dag_id, run_id)
-    placements = [p for p in recorder.placements.values() if p.labels.get("dag_id") == dag_id]
-    return SyncRun(dag_id, run_id, state, placements)
+    return SyncRun(dag_id, run_id, state, recorder.placements_of_run(dag_id, run_id))
 
 
 def task_log_text(api: object, dag_id: str, run_id: str, task_id: str) -> str:

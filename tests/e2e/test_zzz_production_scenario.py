@@ -299,8 +299,7 @@ def _run_recorded(core: k8s.CoreV1Api, session: Session, dag_id: str) -> SyncRun
         assert response.ok, f"{response.status_code} {response.text[:500]}"
         run_id = response.json()["dag_run_id"]
         state = session.finished_state(dag_id, run_id)
-    placements = [p for p in recorder.placements.values() if p.labels.get("dag_id") == dag_id]
-    return SyncRun(dag_id, run_id, state, placements)
+    return SyncRun(dag_id, run_id, state, recorder.placements_of_run(dag_id, run_id))
 
 
 @pytest.fixture(scope="module")
