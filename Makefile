@@ -86,7 +86,7 @@ diagnostics: ## Cluster, Helm and Airflow state into .cache/artifacts/ (as a fai
 
 ## --- Images and platform --------------------------------------------------------------------------
 .PHONY: images images-lock images-prune load registry registry-down push e2e bench clean
-images: venv docker ## Build every image under images/ (air-gapped capable), with sizes and timings
+images: venv docker tools ## Build every image under images/ (air-gapped capable), with sizes and timings
 	$(PY) -m scripts images build
 
 images-lock: venv ## Regenerate images/airflow/constraints.txt (pip freeze in the image's own Python)

@@ -55,6 +55,11 @@ LOG_DIR = config.CACHE / "images"
 DOCKER_HUB_PROBE = "https://registry-1.docker.io/v2/"
 BUILD_CA_DIR = "images/base/ca-certificates"  # the base image COPYs it
 LOADED_ID_LABEL = "airflow-platform.io/docker-image-id"  # on images loaded into kind nodes
+# Binaries `make tools` builds from the Go module proxy at the versions.env pins (static: CGO_ENABLED=0).
+# An image COPYs them from here instead of compiling them a second time in a build stage (Prometheus
+# alone is ~7 min of a cold build on 2 cores). The tag does not hash them: versions.env, which it
+# hashes, fixes what they are, and the Dockerfile checks their versions.
+TOOLS_BIN = ".tools/bin"
 LOW_DISK_GIB = 10  # every image on 4 nodes plus a `docker save` copy of the largest needs about this
 log = Logger("images")
 
@@ -105,12 +110,25 @@ def extra_ca_files() -> list[Path]:
     return sorted(Path(ca_dir).rglob("*.crt")) if ca_dir and Path(ca_dir).is_dir() else []
 
 
-def build_files(paths: tuple[str, ...]) -> dict[str, Path]:
-    """Name in the build context -> file: the repository's files plus the host's extra CAs."""
+def tool_binaries(paths: tuple[str, ...]) -> dict[str, Path]:
+    """The `make tools` binaries among `paths` (untracked, so git does not list them); a missing one is
+    an error that says how to get it."""
+    wanted = [path for path in paths if path.startswith(f"{TOOLS_BIN}/")]
+    missing = [path for path in wanted if not (ROOT / path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} not there: run `make tools` first (scripts/tools.sh)")
+    return {path: ROOT / path for path in wanted}
+
+
+def build_files(paths: tuple[str, ...], *, with_tools: bool = True) -> dict[str, Path]:
+    """Name in the build context -> file: the repository's files, the host's extra CAs and (with_tools)
+    the `make tools` binaries a Dockerfile COPYs."""
     files = {name: ROOT / name for name in context_files(paths)}
     if any(name.startswith(f"{BUILD_CA_DIR}/") for name in files):
         for path in extra_ca_files():
             files.setdefault(f"{BUILD_CA_DIR}/{path.name}", path)
+    if with_tools:
+        files |= tool_binaries(paths)
     return dict(sorted(files.items()))
 
 
@@ -125,7 +143,7 @@ def image_tag(of: tuple[Image, ...] | None = None) -> str:
     every_image = (config.base_image(), *(config.images() if of is None else of))
     # versions.env: the build arguments come from it
     all_paths = (*(path for image in every_image for path in context_paths(image)), "versions.env")
-    for name, path in build_files(all_paths).items():
+    for name, path in build_files(all_paths, with_tools=False).items():
         digest.update(f"{name}\0{os.access(path, os.X_OK)}\0".encode())
         digest.update(path.read_bytes())
         digest.update(b"\0")

@@ -61,6 +61,38 @@ def test_airflow_context_holds_only_its_files() -> None:
     assert not any(".egg-info" in name or "__pycache__" in name for name in names)
 
 
+TEST_SERVERS_TOOLS = {f"{images.TOOLS_BIN}/versitygw", f"{images.TOOLS_BIN}/prometheus"}
+
+
+def test_test_servers_copy_the_binaries_of_make_tools_into_their_context() -> None:
+    (test_servers,) = images.selected(["test-servers"])
+    files = images.build_files(images.context_paths(test_servers))
+    assert files.keys() >= TEST_SERVERS_TOOLS
+    assert {files[name] for name in TEST_SERVERS_TOOLS} == {ROOT / name for name in TEST_SERVERS_TOOLS}
+    assert "images/test-servers/Dockerfile" in files
+
+
+def test_a_missing_tool_binary_is_an_error_that_says_make_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "ROOT", tmp_path)
+    (tmp_path / images.TOOLS_BIN).mkdir(parents=True)
+    (tmp_path / images.TOOLS_BIN / "versitygw").write_bytes(b"\x7fELF")
+    with pytest.raises(FileNotFoundError, match=r"^\.tools/bin/prometheus not there: run `make tools`"):
+        images.tool_binaries(tuple(sorted(TEST_SERVERS_TOOLS)))
+
+
+def test_the_tag_never_reads_the_tool_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """versions.env, which the tag hashes, pins them: a clone before `make tools` has the same tag."""
+    before = images.image_tag()
+
+    def no_binaries(paths: tuple[str, ...]) -> dict[str, Path]:
+        raise AssertionError(f"the tag read {paths}")
+
+    monkeypatch.setattr(images, "tool_binaries", no_binaries)
+    assert images.image_tag() == before
+
+
 def test_only_the_base_context_carries_the_extra_cas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "proxy.crt").write_text("not a real certificate")
     monkeypatch.setenv("IMAGES_EXTRA_CA_DIR", str(tmp_path))
