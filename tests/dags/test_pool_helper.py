@@ -189,6 +189,24 @@ def test_schedule_timeout_follows_the_charts_task_queued_timeout() -> None:
     assert own["podDefaults"]["scheduleTimeoutSeconds"] == 120
 
 
+def test_a_starting_job_pod_is_checked_as_often_as_the_chart_says() -> None:
+    """The operator's own 5 s between start checks added up to 5 s to every task."""
+    assert chart_presets(render("values.yaml"))["podDefaults"]["startupCheckIntervalSeconds"] == 1
+    assert pod_settings("general")["startup_check_interval_seconds"] == 1
+    assert pod_settings("general", startup_check_interval_seconds=3)["startup_check_interval_seconds"] == 3
+    own = chart_presets(render("values.yaml", "--set", "presets.podDefaults.startupCheckIntervalSeconds=7"))
+    assert own["podDefaults"]["startupCheckIntervalSeconds"] == 7
+
+
+def test_presets_without_a_start_check_interval_keep_the_operators(
+    presets: dict, custom_presets: Any
+) -> None:
+    """Presets of a chart from before the value: the operator's default, not an error."""
+    defaults = {k: v for k, v in presets["podDefaults"].items() if k != "startupCheckIntervalSeconds"}
+    custom_presets({**presets, "podDefaults": defaults})
+    assert "startup_check_interval_seconds" not in pod_settings("general")
+
+
 def test_shipped_example_presets_are_what_the_chart_publishes() -> None:
     """A DAG author's CI parses against the example: it must not drift from the chart."""
     shipped = json.loads(example_presets_path().read_text())

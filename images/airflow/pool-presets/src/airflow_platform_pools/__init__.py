@@ -466,6 +466,9 @@ def pod_settings(
         base["image_pull_secrets"] = [
             k8s.V1LocalObjectReference(name=name) for name in defaults["imagePullSecrets"]
         ]
+    if "startupCheckIntervalSeconds" in defaults:
+        # The operator checks a starting pod every 5 s by default: up to 5 s of nothing on every task.
+        base["startup_check_interval_seconds"] = int(defaults["startupCheckIntervalSeconds"])
     if "scheduleTimeoutSeconds" in defaults:
         # As long as the chart lets a worker pod wait in the queue (task_queued_timeout).
         base["schedule_timeout_seconds"] = int(defaults["scheduleTimeoutSeconds"])
