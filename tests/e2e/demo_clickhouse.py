@@ -39,7 +39,7 @@ class DemoClickHouse:
         pod = self.core.list_namespaced_pod(self.namespace, label_selector=labels).items[0]
         output = stream(
             self.core.connect_get_namespaced_pod_exec, pod.metadata.name, self.namespace,
-            command=["clickhouse-client", "--password", self.password(side), "--query", sql],
+            command=["clickhouse-client", f"--password={self.password(side)}", "--query", sql],
             stderr=True, stdin=False, stdout=True, tty=False,
         )  # fmt: skip
         if "Received exception from server" in output or output.startswith("Code: "):

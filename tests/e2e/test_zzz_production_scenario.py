@@ -241,7 +241,7 @@ def _create_user(core: k8s.CoreV1Api, role: str) -> tuple[str, str]:
     output = stream(
         core.connect_get_namespaced_pod_exec, pod.metadata.name, NAMESPACE,
         command=["airflow", "users", "create", "--role", role, "--username", username,
-                 "--password", password, "--email", f"{username}@example.test",
+                 f"--password={password}", "--email", f"{username}@example.test",
                  "--firstname", role, "--lastname", "E2E"],
         stderr=True, stdin=False, stdout=True, tty=False,
     )  # fmt: skip
