@@ -57,7 +57,7 @@ BUILD_CA_DIR = "images/base/ca-certificates"  # the base image COPYs it
 LOADED_ID_LABEL = "airflow-platform.io/docker-image-id"  # on images loaded into kind nodes
 # Binaries `make tools` builds from the Go module proxy at the versions.env pins (static: CGO_ENABLED=0).
 # An image COPYs them from here instead of compiling them a second time in a build stage (Prometheus
-# alone is ~7 min of a cold build on 2 cores). The tag does not hash them: versions.env, which it
+# alone compiles for ~4-7 min on 2 cores). The tag does not hash them: versions.env, which it
 # hashes, fixes what they are, and the Dockerfile checks their versions.
 TOOLS_BIN = ".tools/bin"
 LOW_DISK_GIB = 10  # every image on 4 nodes plus a `docker save` copy of the largest needs about this
