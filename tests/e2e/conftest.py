@@ -97,6 +97,16 @@ def port_forward(
         process.wait(timeout=15)
 
 
+def label_selector(labels: dict[str, str]) -> str:
+    """The equality-based label selector that matches `labels`."""
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def run_labels(dag_id: str, run_id: str) -> dict[str, str]:
+    """The labels the KubernetesExecutor and the KubernetesPodOperator give every pod of a DAG run."""
+    return {"dag_id": dag_id, "run_id": make_safe_label_value(run_id)}
+
+
 @dataclass
 class PodPlacement:
     namespace: str
@@ -133,11 +143,10 @@ class PodRecorder:
                     stream.stop()
 
     def placements_of_run(self, dag_id: str, run_id: str) -> list[PodPlacement]:
-        """The pods of one DAG run, as the executor and the operator label them. The watch also lists
-        the pods that were there before (finished pods of earlier runs the executor has not deleted
-        yet), which are not the run's."""
-        labels = {"dag_id": dag_id, "run_id": make_safe_label_value(run_id)}
-        return [p for p in self.placements.values() if labels.items() <= p.labels.items()]
+        """The pods of one DAG run. The watch also lists the pods that were there before (finished pods
+        of earlier runs the executor has not deleted yet), which are not the run's."""
+        labels = run_labels(dag_id, run_id).items()
+        return [p for p in self.placements.values() if labels <= p.labels.items()]
 
     def __enter__(self) -> PodRecorder:
         for thread in self._threads:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from kubernetes import client as k8s
 from kubernetes.stream import stream
 
+from .conftest import label_selector
+
 CREDENTIALS_SECRET = "clickhouse-credentials"
 SIDES = ("source", "destination")
 
@@ -35,7 +37,7 @@ class DemoClickHouse:
         """Runs SQL with clickhouse-client inside the server's own pod (tab-separated rows)."""
         service = f"clickhouse-{side}"
         selector = self.core.read_namespaced_service(service, self.namespace).spec.selector
-        labels = ",".join(f"{key}={value}" for key, value in selector.items())
+        labels = label_selector(selector)
         pod = self.core.list_namespaced_pod(self.namespace, label_selector=labels).items[0]
         output = stream(
             self.core.connect_get_namespaced_pod_exec, pod.metadata.name, self.namespace,
