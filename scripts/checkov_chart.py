@@ -26,6 +26,7 @@ ALLOWLIST = CHART / "checkov-allowlist.yaml"
 LOCK = ROOT / "requirements" / "checkov.txt"
 VENV = ROOT / ".tools" / "checkov"
 CHECKOV = VENV / "bin" / "checkov"
+SCAN = Path(__file__).resolve().parent / "checkov_scan.py"
 HELM = ROOT / ".tools" / "bin" / "helm"
 VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-production.yaml")
 
@@ -62,8 +63,8 @@ def load_allowlist() -> list[dict]:
     return entries
 
 
-def failed_checks(scenario: str, workdir: Path) -> list[tuple[str, str, str]]:
-    """(check id, check name, resource) of every failed check of one scenario's render."""
+def render(scenario: str, workdir: Path) -> Path:
+    """The chart rendered with one scenario's values, written to a file of its own."""
     rendered = subprocess.run(
         [str(HELM), "template", "airflow-platform", str(CHART), "--namespace", "airflow",
          "--values", str(CHART / scenario)],
@@ -71,21 +72,19 @@ def failed_checks(scenario: str, workdir: Path) -> list[tuple[str, str, str]]:
     ).stdout  # fmt: skip
     manifest = workdir / (scenario.replace("/", "-") + ".rendered.yaml")
     manifest.write_text(rendered)
+    return manifest
+
+
+def failed_checks(manifests: list[Path]) -> dict[str, list[tuple[str, str, str]]]:
+    """(check id, check name, resource) of every failed check, per manifest, from one checkov process."""
     result = subprocess.run(
-        [str(CHECKOV), "--file", str(manifest), "--framework", "kubernetes", "--output", "json",
-         "--quiet", "--compact", "--skip-download"],
+        [str(VENV / "bin" / "python"), str(SCAN), *map(str, manifests)],
         capture_output=True, text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_COLOR": "1"},
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_COLOR": "1", "LOG_LEVEL": "WARNING"},
     )  # fmt: skip
-    if result.returncode not in (0, 1):
-        sys.exit(f"[checkov] {scenario}: checkov failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    reports = json.loads(result.stdout or "[]")
-    reports = reports if isinstance(reports, list) else [reports]
-    return [
-        (check["check_id"], check["check_name"], check["resource"])
-        for report in reports
-        for check in report.get("results", {}).get("failed_checks", [])
-    ]
+    if result.returncode != 0:
+        sys.exit(f"[checkov] scan failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return {path: [tuple(check) for check in checks] for path, checks in json.loads(result.stdout).items()}
 
 
 def allowed(check: str, resource: str, entries: list[dict]) -> dict | None:
@@ -102,19 +101,21 @@ def main() -> int:
     entries = load_allowlist()
     used: set[int] = set()
     unexpected: list[str] = []
+    start = time.monotonic()
     with tempfile.TemporaryDirectory() as workdir:
-        for scenario in scenarios():
-            start = time.monotonic()
-            failures = failed_checks(scenario, Path(workdir))
-            for check, name, resource in failures:
-                entry = allowed(check, resource, entries)
-                if entry is None:
-                    unexpected.append(f"{scenario}: {check} {name}: {resource}")
-                else:
-                    used.add(entries.index(entry))
-            print(f"[checkov] {scenario}: {len(failures)} findings, all but "
-                  f"{sum(1 for u in unexpected if u.startswith(scenario + ':'))} allow-listed "
-                  f"({time.monotonic() - start:.0f} s)", flush=True)  # fmt: skip
+        manifests = {scenario: render(scenario, Path(workdir)) for scenario in scenarios()}
+        findings = failed_checks(list(manifests.values()))
+    for scenario, manifest in manifests.items():
+        failures = findings[str(manifest)]
+        for check, name, resource in failures:
+            entry = allowed(check, resource, entries)
+            if entry is None:
+                unexpected.append(f"{scenario}: {check} {name}: {resource}")
+            else:
+                used.add(entries.index(entry))
+        refused = sum(1 for line in unexpected if line.startswith(scenario + ":"))
+        print(f"[checkov] {scenario}: {len(failures)} findings, all but {refused} allow-listed", flush=True)
+    print(f"[checkov] {len(manifests)} scenarios scanned in {time.monotonic() - start:.0f} s", flush=True)
     for index, entry in enumerate(entries):
         if index not in used:
             print(f"[checkov] note: allow-list entry {entry['check']} matched nothing (stale?)")
