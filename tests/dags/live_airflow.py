@@ -6,10 +6,12 @@ prove parsing, serialisation and triggering, not pod launching (that is the end-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -169,15 +171,32 @@ def airflow_processes(
             live.logs.append(log)
             with log.open("w") as output:
                 process_env = {**env, **(component_env or {}).get(name, {})}
+                # a session of its own: the teardown can kill what the component started too
+                # (the LocalExecutor's task processes)
                 processes.append(
-                    subprocess.Popen(command, env=process_env, stdout=output, stderr=subprocess.STDOUT)
-                )
+                    subprocess.Popen(
+                        command, env=process_env, stdout=output, stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )  # fmt: skip
         yield live
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
+
+
+STOP_GRACE_S = 10  # a graceful stop is not under test here; a scheduler waits for running tasks
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to every component, then SIGKILL to the process group of each one still running after
+    STOP_GRACE_S in all (a scheduler that waits for a task a test left sleeping, and that task)."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
