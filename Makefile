@@ -110,6 +110,8 @@ push: venv docker tools ## Push every image and the packaged chart to the local 
 # The e2e cluster is made in registry mode (nodes can pull from the local OCI registry, which
 # tests/e2e/test_registry_pull.py starts and pushes to); `make up` alone keeps `kind load`.
 e2e: export PLATFORM_REGISTRY := 1
+# Its suite runs and checks the sync DAG itself (tests/e2e/test_sync_dag.py): no separate run in `make up`.
+e2e: export PLATFORM_UP_DAG_RUN := 0
 e2e: venv ## make up, then every test that needs the cluster and Docker; diagnostics when it fails
 	$(PY) -m scripts up && $(PYTEST) $(E2E_ARGS) || { $(PY) -m scripts diagnostics --reason "make e2e failed"; exit 1; }
 

@@ -217,3 +217,13 @@ def registry_mode() -> bool:
     if value not in {"0", "1"}:
         raise ValueError(f"PLATFORM_REGISTRY must be 0 or 1, not {value!r}")
     return value == "1"
+
+
+def up_runs_dag() -> bool:
+    """PLATFORM_UP_DAG_RUN=0: `make up` installs and stops before its sync DAG run (default 1). `make e2e`
+    sets it: its suite runs the sync DAG itself and asserts far more of that run (tests/e2e/test_sync_dag.py),
+    so the run of `make up` would only add a minute on the critical path."""
+    value = os.environ.get("PLATFORM_UP_DAG_RUN", "1")
+    if value not in {"0", "1"}:
+        raise ValueError(f"PLATFORM_UP_DAG_RUN must be 0 or 1, not {value!r}")
+    return value == "1"

@@ -31,6 +31,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[object]:
     monkeypatch.setattr(images, "load", lambda selected, tag: calls.append(("load", tag)))
     monkeypatch.setattr(registry, "push_for_install", lambda tag: calls.append(("push", tag)))
     monkeypatch.delenv("PLATFORM_REGISTRY", raising=False)
+    monkeypatch.delenv("PLATFORM_UP_DAG_RUN", raising=False)
     monkeypatch.setattr(platform_api, "helm_upgrade_install", record("install"))
     monkeypatch.setattr(platform_api, "wait_for_api_server", record("ready"))
     monkeypatch.setattr(
@@ -50,6 +51,25 @@ def test_the_tag_is_computed_once_and_every_phase_gets_it(recorded: list[object]
     ]  # fmt: skip
     timings = json.loads(config.TIMINGS_FILE.read_text())["up"]
     assert list(timings) == [phase.name for phase in up.phases(TAG)]
+
+
+def test_e2e_mode_installs_without_the_dag_run(
+    recorded: list[object], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make e2e` (PLATFORM_UP_DAG_RUN=0): every phase up to ready, no DAG run, and the summary says so
+    instead of claiming a success."""
+    monkeypatch.setenv("PLATFORM_UP_DAG_RUN", "0")
+    up.main()
+    assert recorded[-1] == ("ready",)
+    assert "dag run" not in json.loads(config.TIMINGS_FILE.read_text())["up"]
+    assert f"{up.SYNC_DAG_ID}: not run (PLATFORM_UP_DAG_RUN=0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["", "yes", "true", " 0"])
+def test_dag_run_switch_refuses_other_values(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("PLATFORM_UP_DAG_RUN", value)
+    with pytest.raises(ValueError, match="PLATFORM_UP_DAG_RUN must be 0 or 1"):
+        up.phases(TAG)
 
 
 def test_registry_mode_pushes_instead_of_loading(
