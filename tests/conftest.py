@@ -39,9 +39,28 @@ SHARED_SERVERS = {
 }
 
 
+# The release `make up` installed, shared between lanes. A module of KIND_RELEASE_SHARED runs in the
+# docker lane, beside the kind lane, each of its tests under a shared lock (tests/e2e/conftest.py); a module
+# of KIND_RELEASE_EXCLUSIVE disrupts the release (restarts a component, zeroes the quota, deletes the
+# api-server, upgrades or uninstalls it) or measures it at rest, so each of its tests holds the lock alone.
+# A lane runs its sharers first and its exclusive modules last (e2e_rank): the sharers' long waits (a git
+# refresh, the orphan reaper's schedule) overlap the kind lane's first minutes, and the two kinds seldom
+# wait for each other. The final module waits until every sharer of the session is done before it
+# uninstalls the release.
+KIND_RELEASE_SHARED = ("e2e/test_bundles.py", "e2e/test_worker_killed.py")
+KIND_RELEASE_EXCLUSIVE = (
+    "e2e/test_platform_figures.py",
+    "e2e/test_quota_wait.py",
+    "e2e/test_reliability.py",
+    "e2e/test_remote_logs.py",
+    "e2e/test_service_monitor.py",
+    "e2e/test_zz_helm_lifecycle.py",
+)
+KIND_RELEASE_FINAL = "e2e/test_zz_helm_lifecycle.py"
+
 # `make e2e`'s lanes: the first lane whose prefixes (paths under tests/) a file starts with; in a lane,
-# files run in collection order. The production lane, shorter than the kind one, starts with the
-# diagnostics test: its nested `make e2e` re-runs `make up` (an unchanged install, one sync DAG run),
+# files run in collection order (sorted by e2e_rank). The production lane, shorter than the kind one,
+# starts with the diagnostics test: its nested `make e2e` re-runs `make up` (an unchanged install),
 # harmless in the kind lane's first minutes (DAG deliveries, checks), never beside its uninstall at the
 # end. The dry run comes next: it removes the namespaces it made before the production release needs them.
 E2E_LANES = {
@@ -50,9 +69,37 @@ E2E_LANES = {
         "e2e/test_server_dry_run.py",
         "e2e/test_zzz_production_scenario.py",
     ),
+    "lane: docker, nodes and release sharers": (
+        "cluster/",
+        "images/",
+        "registry/",
+        "chart/test_containers.py",
+        *KIND_RELEASE_SHARED,
+    ),
     "lane: kind release": ("e2e/",),
-    "lane: docker and nodes": ("cluster/", "images/", "registry/", "chart/test_containers.py"),
 }
+
+
+def kind_release_use(relative: str) -> str | None:
+    """How the test file at `relative` (a path under tests/) uses the kind release beside other lanes:
+    "shared", "exclusive" or None (only in the kind lane's own order)."""
+    if relative in KIND_RELEASE_SHARED:
+        return "shared"
+    if relative in KIND_RELEASE_EXCLUSIVE:
+        return "exclusive"
+    return None
+
+
+def e2e_rank(relative: str) -> int:
+    """Where the test file at `relative` runs in its lane: sharers first, exclusive modules last."""
+    return {"shared": 0, None: 1, "exclusive": 2}[kind_release_use(relative)]
+
+
+def relative_to_tests(path: Path) -> str:
+    """`path` as a path under tests/ ("e2e/test_x.py"); a file elsewhere (a test's own generated test
+    file) keeps its absolute path, which no lane or rank names."""
+    resolved = path.resolve()
+    return "/".join(resolved.relative_to(TESTS).parts) if resolved.is_relative_to(TESTS) else str(resolved)
 
 
 def e2e_lane(relative: str) -> str | None:
@@ -72,6 +119,12 @@ def xdist_group(path: Path) -> str | None:
     if len(parts) > 1 and parts[0] in SHARED_SERVERS:
         return parts[0]
     return "/".join(parts)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Sharers of the kind release first, its exclusive modules last (a stable sort: every other test
+    keeps its collection order; every xdist worker sorts the same way)."""
+    items.sort(key=lambda item: e2e_rank(relative_to_tests(item.path)))
 
 
 def pytest_configure(config: pytest.Config) -> None:

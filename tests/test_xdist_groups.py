@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import E2E_LANES, SHARED_SERVERS, TESTS, xdist_group
+from tests.conftest import (
+    E2E_LANES,
+    KIND_RELEASE_EXCLUSIVE,
+    KIND_RELEASE_FINAL,
+    KIND_RELEASE_SHARED,
+    SHARED_SERVERS,
+    TESTS,
+    e2e_rank,
+    relative_to_tests,
+    xdist_group,
+)
+
+SHARERS_LANE = "lane: docker, nodes and release sharers"
 
 # Session- or package-scoped conftest fixtures that may run once per worker: they start no server and
 # write only into the worker's own temporary directory. (Directories of SHARED_SERVERS run whole on
@@ -42,8 +54,11 @@ SERIAL_ONLY = {"e2e", "cluster"}
         ("cluster/test_diagnostics.py", "lane: production release"),
         ("e2e/test_server_dry_run.py", "lane: production release"),
         ("e2e/test_zzz_production_scenario.py", "lane: production release"),
-        ("cluster/test_cluster.py", "lane: docker and nodes"),
-        ("chart/test_containers.py", "lane: docker and nodes"),
+        ("cluster/test_cluster.py", SHARERS_LANE),
+        ("chart/test_containers.py", SHARERS_LANE),
+        ("e2e/test_bundles.py", SHARERS_LANE),
+        ("e2e/test_worker_killed.py", SHARERS_LANE),
+        ("e2e/test_quota_wait.py", "lane: kind release"),
     ],
 )
 def test_chart_tests_spread_and_server_tests_stay_together(path: str, group: str | None) -> None:
@@ -114,8 +129,10 @@ MARKED_FOR_E2E = re.compile(r"pytest\.mark\.(cluster|docker)\b")
 
 
 def _e2e_files() -> list[Path]:
-    """Test files `make e2e` selects (a `cluster` or `docker` mark), in collection order."""
-    return sorted(path for path in TESTS.rglob("test_*.py") if MARKED_FOR_E2E.search(path.read_text()))
+    """Test files `make e2e` selects (a `cluster` or `docker` mark), in the order they run (collection order,
+    then tests/conftest.py's stable sort by e2e_rank)."""
+    files = sorted(path for path in TESTS.rglob("test_*.py") if MARKED_FOR_E2E.search(path.read_text()))
+    return sorted(files, key=lambda path: e2e_rank(relative_to_tests(path)))
 
 
 def test_every_e2e_file_runs_in_a_lane() -> None:
@@ -138,8 +155,38 @@ def _lane_files(lane: str) -> list[str]:
 
 def test_the_kind_release_is_uninstalled_last_in_its_lane() -> None:
     files = _lane_files("lane: kind release")
-    assert files[-1] == "test_zz_helm_lifecycle.py"
+    assert files[-1] == Path(KIND_RELEASE_FINAL).name
     assert "test_diagnostics.py" not in files  # its `make up` must never run beside the uninstall
+
+
+def test_the_kind_lane_runs_its_exclusive_modules_last() -> None:
+    """The sharers of the other lane overlap the kind lane's first part, not its disruptions."""
+    files = _lane_files("lane: kind release")
+    exclusive = [Path(path).name for path in KIND_RELEASE_EXCLUSIVE]
+    assert sorted(files[-len(exclusive) :]) == sorted(exclusive)
+    assert not set(files) & {Path(path).name for path in KIND_RELEASE_SHARED}
+
+
+def test_the_sharers_run_first_in_their_lane() -> None:
+    files = _lane_files(SHARERS_LANE)
+    assert files[: len(KIND_RELEASE_SHARED)] == [Path(path).name for path in KIND_RELEASE_SHARED]
+
+
+def test_the_kind_release_lists_name_real_e2e_files() -> None:
+    """A renamed module would silently lose its lock (and its place in the order)."""
+    listed = {*KIND_RELEASE_SHARED, *KIND_RELEASE_EXCLUSIVE, KIND_RELEASE_FINAL}
+    assert [path for path in listed if not (TESTS / path).is_file()] == []
+    assert KIND_RELEASE_FINAL in KIND_RELEASE_EXCLUSIVE
+
+
+def test_a_collected_e2e_session_runs_in_that_order() -> None:
+    """The real collection (`pytest --collect-only`), not only the rank function, puts the kind lane's
+    exclusive modules after its others."""
+    result = _pytest("--collect-only", "-q", "-m", "cluster or docker", "tests/e2e")
+    assert result.returncode == 0, result.stdout[-3000:]
+    modules = list(dict.fromkeys(line.split("::")[0] for line in result.stdout.splitlines() if "::" in line))
+    ranks = [e2e_rank(module.removeprefix("tests/")) for module in modules]
+    assert ranks == sorted(ranks), modules
 
 
 def test_the_production_lane_runs_diagnostics_then_the_dry_run_then_its_release() -> None:

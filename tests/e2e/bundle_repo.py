@@ -6,6 +6,7 @@ drive Airflow through REST API v2 (Api). The fixtures `api` and `repository` are
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -14,14 +15,15 @@ from typing import Any
 
 import requests
 
-from scripts import platform_api
+from scripts import config, platform_api
 from tests.bundle_dags import hello_dag
 from tests.facts import RELEASE
 
 GIT_SECRET = f"{RELEASE}-git-server"
 GIT_SERVICE = f"{RELEASE}-git-server"
 BUNDLE = "e2e"
-REFRESH_BUDGET = 180  # seconds: bundle refresh (20 s) + re-parse + the api-server seeing it, with margin
+REFRESH_BUDGET = 180  # seconds: bundle refresh (10 s) + re-parse + the api-server seeing it, with margin
+PUSH_LOCK = config.CACHE / "e2e-bundle-push.lock"
 
 # A template other e2e modules format with their own dag_id.
 HELLO_DAG = hello_dag("{dag_id}", BUNDLE)
@@ -49,6 +51,13 @@ class Repository:
         return result.stdout.strip()
 
     def push(self, files: dict[str, str | None], message: str) -> str:
+        # Two lanes push to this repository (tests/conftest.py KIND_RELEASE_SHARED): one push at a time,
+        # or the later of two pulls would be rejected as not fast-forward.
+        with PUSH_LOCK.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._commit_and_push(files, message)
+
+    def _commit_and_push(self, files: dict[str, str | None], message: str) -> str:
         self._git("pull", "--quiet", "--ff-only")
         for name, content in files.items():
             if content is None:

@@ -28,8 +28,10 @@ from kubernetes.client.exceptions import ApiException
 from scripts import config, platform_api
 from scripts.common import wait_until
 from tests.clickhouse.servers import free_port
+from tests.conftest import KIND_RELEASE_FINAL, KIND_RELEASE_SHARED, kind_release_use, relative_to_tests
 from tests.facts import JOBS_NAMESPACE, NAMESPACE, POOL_LABEL, TASK_POD_NAMESPACES
 
+from . import release_sharing
 from .bundle_repo import BUNDLE, GIT_SECRET, GIT_SERVICE, Api, Repository
 
 TIMINGS_FILE = config.TIMINGS_FILE
@@ -39,6 +41,33 @@ TIMINGS_FILE = config.TIMINGS_FILE
 def kube() -> k8s.ApiClient:
     k8s_config.load_kube_config(config_file=str(config.KUBECONFIG))
     return k8s.ApiClient()
+
+
+@pytest.fixture(autouse=True)
+def kind_release_lane_lock(request: pytest.FixtureRequest, testrun_uid: str) -> Iterator[None]:
+    """A sharer's test holds the kind release shared, an exclusive module's test alone; the final module
+    first waits for every sharer of the run (tests/conftest.py KIND_RELEASE_*, release_sharing.py)."""
+    relative = relative_to_tests(request.path)
+    use = kind_release_use(relative)
+    if use is None:
+        yield
+        return
+    directory = release_sharing.run_directory(testrun_uid)
+    if relative == KIND_RELEASE_FINAL:
+        sharers = [
+            item.nodeid
+            for item in request.session.items
+            if relative_to_tests(item.path) in KIND_RELEASE_SHARED
+        ]
+        release_sharing.wait_for_sharers(directory, sharers)
+    try:
+        with release_sharing.holding_release(
+            directory, exclusive=use == "exclusive", what=request.node.nodeid
+        ):
+            yield
+    finally:
+        if use == "shared":
+            release_sharing.mark_done(directory, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
