@@ -1,6 +1,7 @@
 """Airflow's metrics reach the kind platform's Prometheus (metrics.testPrometheus, fed over OTLP by every
 component and worker pod), and every query of the dashboard (dashboards/airflow-platform.json) returns
-data once a DAG with a succeeding and a failing task ran. The DAG arrives through the e2e git bundle."""
+data once the sync DAG and a DAG with a succeeding and a failing task ran. That DAG arrives through the
+e2e git bundle."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.ops.dashboard import TARGETS, expand
 from tests.ops.prometheus_server import Prometheus
 
 from .bundle_repo import REFRESH_BUDGET, Api, Repository, wait_until
-from .conftest import port_forward
+from .conftest import SyncRun, port_forward
 
 pytestmark = pytest.mark.cluster
 
@@ -43,8 +44,9 @@ def prometheus() -> Iterator[Prometheus]:
 
 
 @pytest.fixture(scope="module")
-def probe_run(api: Api, repository: Repository) -> str:
-    """One run of a DAG with a succeeding and a failing job pod; its dag_id."""
+def probe_run(api: Api, repository: Repository, sync_run: SyncRun) -> str:
+    """One run of a DAG with a succeeding and a failing job pod, after the session's sync DAG run (`make
+    e2e` does not run it in `make up`); its dag_id."""
     dag_id = f"e2e_metrics_{int(time.time())}"
     dag = PROBE_DAG.format(dag_id=dag_id, image=image_ref("clickhouse-tools", image_tag()))
     repository.push({f"{dag_id}.py": dag}, f"add {dag_id}")

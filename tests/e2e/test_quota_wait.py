@@ -4,20 +4,24 @@ publication (task_publish_max_retries: -1) and the task runs as soon as the quot
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client as k8s
 
-from tests.facts import RELEASE, WORKER_NAMESPACE
+from tests.facts import NAMESPACE, RELEASE, WORKER_NAMESPACE
 
 from .bundle_repo import HELLO_DAG, REFRESH_BUDGET, Api, Repository, wait_until
 
 pytestmark = pytest.mark.cluster
 
 QUOTA = f"{RELEASE}-quota"
-HELD_FOR_S = 60  # long enough for several refused publications (the scheduler loop is ~1-5 s)
+REFUSALS = 3  # publications the API server must refuse before the quota gets room again
+REFUSALS_BUDGET_S = (
+    240  # the DAG parsed, the run queued, three scheduler loops (~1-5 s each), kind under load
+)
 
 
 @pytest.fixture
@@ -36,6 +40,25 @@ def full_worker_quota(core: k8s.CoreV1Api) -> Iterator[Callable[[], None]]:
         set_pods(original)
 
 
+def refused_publications(core: k8s.CoreV1Api, dag_id: str) -> int:
+    """How many times the scheduler was refused a worker pod of `dag_id` for the quota: the highest try
+    of the executor's "[Try N of -1] Kube ApiException ... exceeded quota" warnings in its log."""
+    tries = [0]
+    for pod in core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=scheduler"
+    ).items:
+        log = core.read_namespaced_pod_log(
+            pod.metadata.name, NAMESPACE, container="scheduler", since_seconds=600
+        )
+        tries += [
+            int(match.group(1))
+            for line in log.splitlines()
+            if f"dag_id='{dag_id}'" in line and "exceeded quota" in line
+            if (match := re.search(r"\[Try (\d+) of -1\]", line))
+        ]
+    return max(tries)
+
+
 def test_task_waits_for_quota_then_runs(
     api: Api,
     repository: Repository,
@@ -46,7 +69,11 @@ def test_task_waits_for_quota_then_runs(
     repository.push({f"{dag_id}.py": HELLO_DAG.format(dag_id=dag_id)}, f"add {dag_id}")
     wait_until(lambda: api.exists(dag_id), f"{dag_id} parsed from git", REFRESH_BUDGET)
     run_id = api.trigger(dag_id)
-    time.sleep(HELD_FOR_S)
+    wait_until(
+        lambda: refused_publications(core, dag_id) >= REFUSALS,
+        f"{REFUSALS} worker pod publications of {dag_id} refused for the quota",
+        REFUSALS_BUDGET_S,
+    )
     assert api.run(dag_id, run_id)["state"] in {"queued", "running"}
     assert api.task_state(dag_id, run_id, "hello") not in {"failed", "upstream_failed", "success"}
     assert core.list_namespaced_pod(WORKER_NAMESPACE, label_selector=f"dag_id={dag_id}").items == []
