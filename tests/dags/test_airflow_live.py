@@ -99,8 +99,8 @@ def live_airflow(live_presets: dict, tmp_path_factory: pytest.TempPathFactory) -
     presets_file = home / "presets.json"
     presets_file.write_text(json.dumps(live_presets))
     with (
-        postgres_server() as sql_alchemy_conn,
-        airflow_processes(sql_alchemy_conn, DAGS, presets_file, home) as live,
+        postgres_server(migrated=True) as sql_alchemy_conn,
+        airflow_processes(sql_alchemy_conn, DAGS, presets_file, home, migrated=True) as live,
     ):
         # What the chart's airflow-bootstrap Job runs: Airflow pools and the SMTP connection.
         bootstrap = subprocess.run(

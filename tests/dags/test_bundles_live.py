@@ -133,8 +133,10 @@ def live(
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
     with (
-        postgres_server() as sql_alchemy_conn,
-        airflow_processes(sql_alchemy_conn, DAGS, presets_file, home, extra_env, component_env) as airflow,
+        postgres_server(migrated=True) as sql_alchemy_conn,
+        airflow_processes(
+            sql_alchemy_conn, DAGS, presets_file, home, extra_env, component_env, migrated=True
+        ) as airflow,
     ):
         airflow.wait_healthy()
         yield airflow

@@ -178,8 +178,8 @@ def ops_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsAirflow
         s3.client().create_bucket(Bucket=BUCKET)
         with (
             mock.patch.dict(os.environ, chart_env(s3, prometheus)),
-            postgres_server() as sql_alchemy_conn,
-            airflow_processes(sql_alchemy_conn, dags, presets, home) as airflow,
+            postgres_server(migrated=True) as sql_alchemy_conn,
+            airflow_processes(sql_alchemy_conn, dags, presets, home, migrated=True) as airflow,
         ):
             airflow.wait_healthy(timeout=240)
             yield OpsAirflow(airflow, s3, prometheus, run_dag(airflow, DAG_ID), sql_alchemy_conn)

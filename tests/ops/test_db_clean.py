@@ -40,9 +40,7 @@ def run_db_clean(container: dict, sql_alchemy_conn: str, home: Path) -> subproce
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("airflow-home")
-    with postgres_server() as url:
-        env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
-        subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, check=True, capture_output=True)
+    with postgres_server(migrated=True) as url:
         yield url, home
 
 
