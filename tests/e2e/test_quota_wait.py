@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 
+from tests.chart.rendering import helm
 from tests.facts import NAMESPACE, RELEASE, WORKER_NAMESPACE
 
 from .bundle_repo import HELLO_DAG, REFRESH_BUDGET, Api, Repository, wait_until
@@ -19,16 +21,28 @@ pytestmark = pytest.mark.cluster
 
 QUOTA = f"{RELEASE}-quota"
 REFUSALS = 3  # publications the API server must refuse before the quota gets room again
-REFUSALS_BUDGET_S = (
-    240  # the DAG parsed, the run queued, three scheduler loops (~1-5 s each), kind under load
-)
+# the DAG parsed, the run queued, three publications (the executor retries within a loop), kind under load
+REFUSALS_BUDGET_S = 240
+
+
+def chart_pod_quota() -> str:
+    """The worker namespace's pod quota as the release installed it (`helm get manifest`): the value to
+    give back, even if an interrupted run of this test left the live quota at zero."""
+    manifest = helm("get", "manifest", RELEASE, "--namespace", NAMESPACE).stdout
+    quota = next(
+        doc
+        for doc in yaml.safe_load_all(manifest)
+        if doc and doc["kind"] == "ResourceQuota" and doc["metadata"]["namespace"] == WORKER_NAMESPACE
+    )
+    return str(quota["spec"]["hard"]["pods"])
 
 
 @pytest.fixture
 def full_worker_quota(core: k8s.CoreV1Api) -> Iterator[Callable[[], None]]:
     """Sets the worker namespace's pod quota to zero; yields the function that gives the chart's value
     back (also called at teardown)."""
-    original = core.read_namespaced_resource_quota(QUOTA, WORKER_NAMESPACE).spec.hard["pods"]
+    original = chart_pod_quota()
+    assert original != "0", "the chart's worker pod quota is zero: nothing could ever run"
 
     def set_pods(value: str) -> None:
         core.patch_namespaced_resource_quota(QUOTA, WORKER_NAMESPACE, {"spec": {"hard": {"pods": value}}})
@@ -47,9 +61,10 @@ def refused_publications(core: k8s.CoreV1Api, dag_id: str) -> int:
     for pod in core.list_namespaced_pod(
         NAMESPACE, label_selector="app.kubernetes.io/component=scheduler"
     ).items:
+        # Raw bytes: with preloading, this client version returns the repr of the log's bytes, one line.
         log = core.read_namespaced_pod_log(
-            pod.metadata.name, NAMESPACE, container="scheduler", since_seconds=600
-        )
+            pod.metadata.name, NAMESPACE, container="scheduler", since_seconds=600, _preload_content=False
+        ).data.decode(errors="replace")
         tries += [
             int(match.group(1))
             for line in log.splitlines()
