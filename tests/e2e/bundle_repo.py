@@ -57,6 +57,20 @@ class Repository:
             fcntl.flock(lock, fcntl.LOCK_EX)
             return self._commit_and_push(files, message)
 
+    def contains(self, commit: str, version: str) -> bool:
+        """Whether bundle `version` (a commit of the repository) includes `commit`: another lane pushes
+        to the same repository, so a run may get a later commit than the test's own."""
+        self._git("fetch", "--quiet", "origin")
+        result = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", commit, version],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"git merge-base {commit} {version}: {result.stderr.strip()}")
+        return result.returncode == 0
+
     def _commit_and_push(self, files: dict[str, str | None], message: str) -> str:
         self._git("pull", "--quiet", "--ff-only")
         for name, content in files.items():
