@@ -43,13 +43,14 @@ def kube() -> k8s.ApiClient:
     return k8s.ApiClient()
 
 
-@pytest.fixture(autouse=True)
-def kind_release_lane_lock(request: pytest.FixtureRequest, testrun_uid: str) -> Iterator[None]:
-    """A sharer's test holds the kind release shared, an exclusive module's test alone; the final module
-    first waits for every sharer of the run (tests/conftest.py KIND_RELEASE_*, release_sharing.py)."""
+@pytest.fixture(autouse=True, scope="module")
+def kind_release_alone(request: pytest.FixtureRequest, testrun_uid: str) -> Iterator[None]:
+    """An exclusive module holds the kind release alone for the whole module, its module-scoped fixtures
+    included (an autouse fixture comes first in its scope: test_service_monitor's upgrade is one); the
+    final module first waits for every sharer of the run (tests/conftest.py KIND_RELEASE_*,
+    release_sharing.py)."""
     relative = relative_to_tests(request.path)
-    use = kind_release_use(relative)
-    if use is None:
+    if kind_release_use(relative) != "exclusive":
         yield
         return
     directory = release_sharing.run_directory(testrun_uid)
@@ -60,14 +61,22 @@ def kind_release_lane_lock(request: pytest.FixtureRequest, testrun_uid: str) -> 
             if relative_to_tests(item.path) in KIND_RELEASE_SHARED
         ]
         release_sharing.wait_for_sharers(directory, sharers)
+    with release_sharing.holding_release(directory, exclusive=True, what=relative):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def kind_release_shared(request: pytest.FixtureRequest, testrun_uid: str) -> Iterator[None]:
+    """A sharer's test holds the kind release shared, then marks itself done for the final module."""
+    if kind_release_use(relative_to_tests(request.path)) != "shared":
+        yield
+        return
+    directory = release_sharing.run_directory(testrun_uid)
     try:
-        with release_sharing.holding_release(
-            directory, exclusive=use == "exclusive", what=request.node.nodeid
-        ):
+        with release_sharing.holding_release(directory, exclusive=False, what=request.node.nodeid):
             yield
     finally:
-        if use == "shared":
-            release_sharing.mark_done(directory, request.node.nodeid)
+        release_sharing.mark_done(directory, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
