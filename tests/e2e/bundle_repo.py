@@ -6,7 +6,6 @@ drive Airflow through REST API v2 (Api). The fixtures `api` and `repository` are
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import requests
 
 from scripts import config, platform_api
+from scripts.common import exclusive
 from tests.bundle_dags import hello_dag
 from tests.facts import RELEASE
 
@@ -53,8 +53,7 @@ class Repository:
     def push(self, files: dict[str, str | None], message: str) -> str:
         # Two lanes push to this repository (tests/conftest.py KIND_RELEASE_SHARED): one push at a time,
         # or the later of two pulls would be rejected as not fast-forward.
-        with PUSH_LOCK.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(PUSH_LOCK):
             return self._commit_and_push(files, message)
 
     def contains(self, commit: str, version: str) -> bool:
